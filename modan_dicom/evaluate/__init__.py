@@ -1,0 +1,1 @@
+"""Evaluation of encoders: features, k-nearest-neighbour probes, downstream benchmarks and reports."""

@@ -1,0 +1,563 @@
+"""Read the few header values the index needs from one file, fast, and classify the file.
+
+`read_header(path)` never touches pixel data and never force-parses a file that does not look like
+DICOM. It recognises DICOM by the "DICM" marker at offset 128, or, for files written without the
+128-byte preamble, by a plausible first data element (a known group 0x0002 / 0x0008 tag with a
+valid VR and a length that fits the file). Anything else is `not_dicom`.
+
+The common case is parsed by a small element walker over a few kilobytes read with `os.pread`:
+only the top-level elements are visited, values that are not wanted are skipped by their length
+(never read), undefined-length sequences are stepped over item by item, and reading stops at the
+pixel data (or, for objects without an Image Pixel module, as soon as group 0x0028 is passed).
+Deflated datasets, and files the walker cannot make sense of, go through pydicom's own reader
+(`read_partial` with `specific_tags`), which is also the reference the tests compare against.
+
+Returned dict (DICOM keywords for raw values; absent values are None)::
+
+    kind             "dicom" | "not_dicom" | "error"
+    error            one-line reason for "error" (and a note for "not_dicom"), else None
+    image            True when the object carries pixel data (an Image Pixel module)
+    Modality, BodyPartExamined, StudyDescription, SeriesDescription, ProtocolName, Laterality,
+    ImageLaterality, ViewPosition, Manufacturer, ManufacturerModelName, SOPClassUID,
+    TransferSyntaxUID, PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID  (str)
+    Rows, Columns, NumberOfFrames (int)
+    AnatomicRegion   tuple of (scheme, code, meaning) from the Anatomic Region Sequence
+    StudyMonth       "YYYY-MM" from StudyDate (the day is never kept)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+import zlib
+from typing import Any
+
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
+
+from .sopclass import is_non_image_sop_class
+
+# ---- what we read -------------------------------------------------------------------------------
+
+STRING_KEYWORDS = (
+    "Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription", "ProtocolName",
+    "Laterality", "ImageLaterality", "ViewPosition", "Manufacturer", "ManufacturerModelName",
+    "SOPClassUID", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+)
+INT_KEYWORDS = ("Rows", "Columns", "NumberOfFrames")
+RAW_KEYWORDS = STRING_KEYWORDS + ("TransferSyntaxUID",) + INT_KEYWORDS
+
+_TAG = {kw: int(tag_for_keyword(kw)) for kw in STRING_KEYWORDS + INT_KEYWORDS + (
+    "StudyDate", "SpecificCharacterSet", "AnatomicRegionSequence", "CodeValue",
+    "CodingSchemeDesignator", "CodeMeaning", "LongCodeValue", "URNCodeValue",
+    "TransferSyntaxUID", "MediaStorageSOPClassUID", "DirectoryRecordSequence",
+)}
+_WANTED: dict[int, str] = {_TAG[kw]: kw for kw in STRING_KEYWORDS + INT_KEYWORDS + ("StudyDate",)}
+_CHARSET = _TAG["SpecificCharacterSet"]
+_ARS = _TAG["AnatomicRegionSequence"]
+_CODE_ITEM = {
+    _TAG["CodeValue"]: "code", _TAG["LongCodeValue"]: "code", _TAG["URNCodeValue"]: "code",
+    _TAG["CodingSchemeDesignator"]: "scheme", _TAG["CodeMeaning"]: "meaning",
+}
+_ROWS = _TAG["Rows"]
+_INT_US = frozenset({"Rows", "Columns"})
+_LAST_PIXEL_MODULE_TAG = _TAG["Columns"]  # past this with no Rows seen: no Image Pixel module
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double, integer pixel data
+_DIRECTORY_RECORDS = _TAG["DirectoryRecordSequence"]
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
+
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_ALL_VRS = _LONG_VRS | frozenset({
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+})
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"  # the whole dataset is deflated: pydicom inflates it
+
+_WINDOW = 8192  # bytes read per pread; most headers fit in one
+_FAST_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO 2022 IR 6": "latin-1",
+                "ISO_IR 100": "latin-1", "ISO 2022 IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+
+
+class _Truncated(Exception):
+    """The file ends before a data element it announces."""
+
+
+class _Malformed(Exception):
+    """The bytes do not follow the DICOM encoding the walker expects (pydicom gets a try)."""
+
+
+def empty_header(kind: str, error: str | None = None) -> dict[str, Any]:
+    """A header dict with every value None (for not_dicom / error rows and the RadImageNet layout)."""
+    header: dict[str, Any] = dict.fromkeys(RAW_KEYWORDS)
+    header.update(kind=kind, error=error, image=None, AnatomicRegion=(), StudyMonth=None)
+    return header
+
+
+# ---- recognising DICOM --------------------------------------------------------------------------
+
+
+def sniff(head: bytes, size: int) -> str | None:
+    """Classify the first bytes of a file: "preamble" (DICM at 128), "bare" (a plausible dataset
+    or file meta group starting at byte 0), or None (not DICOM; must not be parsed)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "preamble"
+    if len(head) < 8:
+        return None
+    for endian in "<>":
+        group, elem = struct.unpack_from(endian + "HH", head, 0)
+        if group not in (0x0002, 0x0008) or (endian == ">" and group == 0x0002):
+            continue
+        tag = group << 16 | elem
+        if elem != 0 and not dictionary_has_tag(tag):
+            continue
+        vr = head[4:6]
+        if vr in _ALL_VRS:  # explicit VR
+            if vr in _LONG_VRS:
+                if len(head) < 12 or head[6:8] != b"\0\0":
+                    continue
+                length = struct.unpack_from(endian + "L", head, 8)[0]
+            else:
+                length = struct.unpack_from(endian + "H", head, 6)[0]
+        elif endian == "<":  # implicit VR is always little endian
+            length = struct.unpack_from("<L", head, 4)[0]
+        else:
+            continue
+        if length == _UNDEFINED or length <= size - 8:
+            return "bare"
+    return None
+
+
+# ---- the fast element walker --------------------------------------------------------------------
+
+
+class _Bytes:
+    """Random access to a file (or a bytes buffer) through a small cached window."""
+
+    __slots__ = ("fd", "size", "buf", "base")
+
+    def __init__(self, fd: int | None, size: int, first: bytes) -> None:
+        self.fd, self.size, self.buf, self.base = fd, size, first, 0
+
+    def at(self, offset: int, n: int) -> tuple[bytes, int]:
+        """Return (buffer, position) such that buffer[position:position + n] is the file's
+        bytes at `offset`; raise `_Truncated` when the file is shorter."""
+        rel = offset - self.base
+        if rel >= 0 and rel + n <= len(self.buf):
+            return self.buf, rel
+        if offset + n > self.size or self.fd is None:
+            raise _Truncated
+        self.buf = os.pread(self.fd, max(n, _WINDOW), offset)
+        self.base = offset
+        if len(self.buf) < n:
+            raise _Truncated
+        return self.buf, 0
+
+
+class _Walker:
+    """Walks the top-level data elements of one dataset encoding."""
+
+    __slots__ = ("src", "little", "implicit", "tag_fmt", "short_fmt", "long_fmt", "codecs")
+
+    def __init__(self, src: _Bytes, little: bool, implicit: bool) -> None:
+        self.src, self.little, self.implicit = src, little, implicit
+        e = "<" if little else ">"
+        self.tag_fmt = struct.Struct(e + "HHL")  # group, element, 4-byte length (implicit / item)
+        self.short_fmt = struct.Struct(e + "HH2sH")  # group, element, VR, 2-byte length
+        self.long_fmt = struct.Struct(e + "L")
+        self.codecs: str | list[str] = "latin-1"
+
+    def header(self, pos: int) -> tuple[int, bytes | None, int, int]:
+        """(tag, VR or None, value length, value position) of the element at `pos`."""
+        buf, p = self.src.at(pos, 8)
+        if self.implicit:
+            group, elem, length = self.tag_fmt.unpack_from(buf, p)
+            return group << 16 | elem, None, length, pos + 8
+        group, elem, vr, length = self.short_fmt.unpack_from(buf, p)
+        tag = group << 16 | elem
+        if group == 0xFFFE:  # items and delimiters have no VR, whatever the transfer syntax
+            return tag, None, self.tag_fmt.unpack_from(buf, p)[2], pos + 8
+        if vr in _LONG_VRS:
+            buf, p = self.src.at(pos + 8, 4)
+            return tag, vr, self.long_fmt.unpack_from(buf, p)[0], pos + 12
+        if vr not in _ALL_VRS:
+            raise _Malformed(f"invalid VR {vr!r} in element ({group:04X},{elem:04X})")
+        return tag, vr, length, pos + 8
+
+    def skip_undefined(self, pos: int) -> int:
+        """Step over the items of an undefined-length value starting at `pos`; return the
+        position after its sequence delimiter."""
+        while True:
+            tag, _, length, vpos = self.header(pos)
+            if tag == _SEQ_END:
+                return vpos
+            if tag != _ITEM:
+                raise _Malformed(f"expected an item, found ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+            if length == _UNDEFINED:
+                pos = self.skip_item_dataset(vpos)
+            else:
+                pos = vpos + length
+                if pos > self.src.size:
+                    raise _Truncated
+
+    def skip_item_dataset(self, pos: int) -> int:
+        """Step over an undefined-length item's dataset; return the position after its delimiter."""
+        while True:
+            tag, _, length, vpos = self.header(pos)
+            if tag == _ITEM_END:
+                return vpos
+            pos = self.skip_undefined(vpos) if length == _UNDEFINED else vpos + length
+
+    def code_items(self, pos: int, end: int | None) -> tuple[list[tuple[str, str, str]], int]:
+        """Read the (scheme, code, meaning) triples of a code sequence whose items start at `pos`
+        (`end` = None for undefined length). Returns the codes and the position after the value."""
+        codes: list[tuple[str, str, str]] = []
+        while end is None or pos < end:
+            tag, _, length, vpos = self.header(pos)
+            if tag == _SEQ_END:
+                return codes, vpos
+            if tag != _ITEM:
+                raise _Malformed("expected an item in the Anatomic Region Sequence")
+            item: dict[str, str] = {}
+            item_end = None if length == _UNDEFINED else vpos + length
+            p = vpos
+            while item_end is None or p < item_end:
+                etag, _, elen, epos = self.header(p)
+                if etag == _ITEM_END:
+                    p = epos
+                    break
+                if elen == _UNDEFINED:
+                    p = self.skip_undefined(epos)
+                    continue
+                field = _CODE_ITEM.get(etag)
+                if field is not None and elen:
+                    item.setdefault(field, self.text(epos, elen))
+                p = epos + elen
+            pos = p
+            if item.get("code"):
+                codes.append((item.get("scheme", ""), item["code"], item.get("meaning", "")))
+        return codes, pos
+
+    def text(self, pos: int, length: int) -> str:
+        src = self.src
+        rel = pos - src.base
+        if rel >= 0 and rel + length <= len(src.buf):
+            raw = src.buf[rel:rel + length].strip(b" \0")
+        else:
+            buf, p = src.at(pos, length)
+            raw = buf[p:p + length].strip(b" \0")
+        if isinstance(self.codecs, str):
+            return raw.decode(self.codecs, "replace")
+        from pydicom.charset import decode_bytes
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return decode_bytes(raw, self.codecs, set())
+
+    def set_charset(self, pos: int, length: int) -> None:
+        value = self.text(pos, length) if length else ""
+        terms = [t.strip() for t in value.split("\\")]
+        if len(terms) == 1 and terms[0] in _FAST_CODECS:
+            self.codecs = _FAST_CODECS[terms[0]]
+            return
+        from pydicom.charset import convert_encodings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.codecs = convert_encodings(terms)
+
+    def dataset(self, pos: int, out: dict[str, Any]) -> None:
+        """Read the wanted top-level elements from `pos` to the pixel data (or the end of the
+        Image Pixel module); fill `out`; set out["image"]."""
+        src = self.src
+        size = src.size
+        implicit = self.implicit
+        tag_unpack, short_unpack, long_unpack = (
+            self.tag_fmt.unpack_from, self.short_fmt.unpack_from, self.long_fmt.unpack_from)
+        wanted, long_vrs, all_vrs, pixel_tags = _WANTED, _LONG_VRS, _ALL_VRS, _PIXEL_TAGS
+        seen_rows = False
+        buf, base = src.buf, src.base
+        limit = base + len(buf) - 12  # element headers starting at or before this are in the window
+        while pos < size:
+            if src.buf is not buf:  # a helper moved the window
+                buf, base = src.buf, src.base
+                limit = base + len(buf) - 12
+            if base <= pos <= limit:  # inline fast path of self.header()
+                rel = pos - base
+                if implicit:
+                    group, elem, length = tag_unpack(buf, rel)
+                    vpos = pos + 8
+                else:
+                    group, elem, vr, length = short_unpack(buf, rel)
+                    if vr in long_vrs:
+                        length = long_unpack(buf, rel + 8)[0]
+                        vpos = pos + 12
+                    elif vr in all_vrs:
+                        vpos = pos + 8
+                    else:
+                        raise _Malformed(f"invalid VR {vr!r} in element ({group:04X},{elem:04X})")
+                tag = group << 16 | elem
+            else:
+                tag, _, length, vpos = self.header(pos)
+            if tag > _LAST_PIXEL_MODULE_TAG:
+                if tag in pixel_tags:
+                    out["image"] = True
+                    self.check_pixel_data(tag, length, vpos)
+                    return
+                if not seen_rows:
+                    out["image"] = False  # no Image Pixel module: nothing more we need
+                    return
+            elif tag == _DIRECTORY_RECORDS:
+                out["image"] = False  # a DICOMDIR's records are not read
+                return
+            if length == _UNDEFINED:
+                if tag == _ARS:
+                    codes, pos = self.code_items(vpos, None)
+                    out["AnatomicRegion"] = tuple(codes)
+                else:
+                    pos = self.skip_undefined(vpos)
+                continue
+            end = vpos + length
+            if end > size:
+                raise _Truncated
+            keyword = wanted.get(tag)
+            if keyword is not None:
+                if not length:
+                    pass
+                elif keyword in _INT_US:
+                    seen_rows = True
+                    b, p = src.at(vpos, 2)
+                    out[keyword] = struct.unpack_from("<H" if self.little else ">H", b, p)[0]
+                elif keyword == "NumberOfFrames":
+                    out[keyword] = _to_int(self.text(vpos, length))
+                elif keyword == "StudyDate":
+                    out["StudyMonth"] = study_month(self.text(vpos, length))
+                else:
+                    out[keyword] = self.text(vpos, length) or None
+            elif tag == _CHARSET:
+                self.set_charset(vpos, length)
+            elif tag == _ARS and length:
+                codes, _ = self.code_items(vpos, end)
+                out["AnatomicRegion"] = tuple(codes)
+            pos = end
+        out["image"] = False
+        if seen_rows:
+            raise _Truncated  # an Image Pixel module but the file ends before its pixel data
+
+    def check_pixel_data(self, tag: int, length: int, vpos: int) -> None:
+        """Raise `_Truncated` when the pixel data runs past the end of the file."""
+        if length != _UNDEFINED:
+            if vpos + length > self.src.size:
+                raise _Truncated
+            return
+        self.skip_undefined(vpos)  # encapsulated: every fragment and the delimiter must be there
+
+
+def _to_int(text: str) -> int | None:
+    try:
+        return int(text.split("\\")[0].strip())
+    except ValueError:
+        return None
+
+
+def study_month(date: str | None) -> str | None:
+    """'20190412' (or '2019.04.12', the old form) -> '2019-04'; anything else -> None."""
+    if not date:
+        return None
+    digits = "".join(ch for ch in date if ch.isdigit())
+    if len(digits) < 6:
+        return None
+    year, month = digits[:4], digits[4:6]
+    if not ("1800" <= year <= "2999") or not ("01" <= month <= "12"):
+        return None
+    return f"{year}-{month}"
+
+
+def _transfer_syntax(ts: str | None, first: bytes) -> tuple[bool, bool]:
+    """(little endian, implicit VR) for a dataset whose first 6 bytes are `first`."""
+    if ts == _EXPLICIT_BE:
+        return False, False
+    explicit = len(first) >= 6 and first[4:6] in _ALL_VRS
+    if ts is None and explicit and len(first) >= 2 and struct.unpack_from("<H", first, 0)[0] >= 0x0400:
+        return False, False  # no meta, big endian: group 0x0008 read as 0x0800
+    # Whatever the transfer syntax says, trust the bytes (some writers label implicit as explicit).
+    return True, not explicit
+
+
+_META_SHORT = struct.Struct("<HH2sH").unpack_from
+_META_LONG = struct.Struct("<L").unpack_from
+_TS_TAG, _MEDIA_CLASS_TAG = _TAG["TransferSyntaxUID"], _TAG["MediaStorageSOPClassUID"]
+
+
+def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any]) -> None:
+    src = _Bytes(fd, size, head)
+    pos = 132 if kind == "preamble" else 0
+    ts: str | None = None
+    media_class: str | None = None
+    # File meta information: explicit VR little endian, group 0x0002, within the first window.
+    while pos + 8 <= size:
+        if pos + 12 > len(head):
+            raise _Malformed("file meta information larger than the first window")
+        group, elem, vr, length = _META_SHORT(head, pos)
+        if group != 0x0002:
+            break
+        if vr in _LONG_VRS:
+            length = _META_LONG(head, pos + 8)[0]
+            vpos = pos + 12
+        elif vr in _ALL_VRS:
+            vpos = pos + 8
+        else:
+            raise _Malformed("file meta information is not explicit VR")
+        if length == _UNDEFINED:
+            raise _Malformed("undefined length in file meta information")
+        if vpos + length > size:
+            raise _Truncated
+        tag = group << 16 | elem
+        if tag == _TS_TAG or tag == _MEDIA_CLASS_TAG:
+            if vpos + length > len(head):
+                raise _Malformed("file meta information larger than the first window")
+            value = head[vpos:vpos + length].strip(b" \0").decode("ascii", "replace")
+            if tag == _TS_TAG:
+                ts = value
+            else:
+                media_class = value
+        pos = vpos + length
+    out["TransferSyntaxUID"] = ts
+    if media_class == MEDIA_STORAGE_DIRECTORY:
+        out["SOPClassUID"], out["image"] = media_class, False
+        return
+    if ts == _DEFLATED:
+        raise _Malformed("deflated")
+    if pos >= size:
+        raise _Truncated  # file meta but no dataset
+    buf, p = src.at(pos, min(8, size - pos))
+    little, implicit = _transfer_syntax(ts, buf[p:p + 8])
+    _Walker(src, little, implicit).dataset(pos, out)
+    if out["SOPClassUID"] is None:
+        out["SOPClassUID"] = media_class
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the header values of one file; see the module docstring for the dict returned.
+
+    Never raises for a bad file: unreadable, truncated or malformed files come back with
+    kind "error" and a one-line reason; files that are not DICOM with kind "not_dicom".
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return empty_header("error", f"cannot open: {exc.strerror or exc}")
+    try:
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, _WINDOW, 0)
+        except OSError as exc:
+            return empty_header("error", f"cannot read: {exc.strerror or exc}")
+        kind = sniff(head, size)
+        if kind is None:
+            return empty_header("not_dicom")
+        out = empty_header("dicom")
+        try:
+            _parse(fd, size, head, kind, out)
+        except _Truncated:
+            return empty_header("error", "truncated: the file ends inside its DICOM data")
+        except (_Malformed, struct.error, ValueError, UnicodeError, RecursionError):
+            return read_header_pydicom(path, kind)
+        return out
+    finally:
+        os.close(fd)
+
+
+# ---- the reference reader (pydicom) -------------------------------------------------------------
+
+
+def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
+    """The same dict as `read_header`, through pydicom's `read_partial` (slower, more tolerant).
+
+    Used for deflated datasets and anything the fast walker rejects; tests compare the two.
+    """
+    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
+    from pydicom.tag import Tag
+
+    if kind is None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_WINDOW)
+                size = os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            return empty_header("error", f"cannot open: {exc.strerror or exc}")
+        kind = sniff(head, size)
+        if kind is None:
+            return empty_header("not_dicom")
+    state = {"pixels": False}
+
+    def stop(tag: Any, vr: Any, length: int) -> bool:
+        if tag in _PIXEL_TAGS:
+            state["pixels"] = True
+            return True
+        return tag == _DIRECTORY_RECORDS
+
+    specific = [Tag(t) for t in (*_WANTED, _ARS)]
+    try:
+        with open(path, "rb") as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read_partial(handle, stop_when=stop, force=True, specific_tags=specific)
+    except (InvalidDicomError, OSError, EOFError, zlib.error, ValueError, struct.error, KeyError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, zlib.error) or "truncated" in reason.lower():
+            reason = f"truncated: {reason}"
+        return empty_header("error", f"unreadable DICOM: {reason}"[:200])
+    out = empty_header("dicom")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = ds.file_meta
+            out["TransferSyntaxUID"] = str(meta.get("TransferSyntaxUID") or "") or None
+            for keyword in STRING_KEYWORDS:
+                value = ds.get(keyword)
+                if value is not None and value != "":
+                    out[keyword] = _as_text(value)
+            for keyword in ("Rows", "Columns"):
+                value = ds.get(keyword)
+                out[keyword] = int(value) if value not in (None, "") else None
+            frames = ds.get("NumberOfFrames")
+            out["NumberOfFrames"] = _to_int(str(frames)) if frames not in (None, "") else None
+            out["StudyMonth"] = study_month(str(ds.get("StudyDate") or ""))
+            codes = []
+            for item in ds.get("AnatomicRegionSequence") or ():
+                code = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
+                if code:
+                    codes.append((str(item.get("CodingSchemeDesignator") or ""), str(code),
+                                  str(item.get("CodeMeaning") or "")))
+            out["AnatomicRegion"] = tuple(codes)
+            if out["SOPClassUID"] is None and meta.get("MediaStorageSOPClassUID"):
+                out["SOPClassUID"] = str(meta.MediaStorageSOPClassUID)
+    except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert makes the file an error row
+        return empty_header("error", f"unreadable DICOM value: {str(exc).splitlines()[0]}"[:200])
+    if out["SOPClassUID"] == MEDIA_STORAGE_DIRECTORY:
+        out["image"] = False
+    elif state["pixels"]:
+        out["image"] = True
+    else:
+        out["image"] = False
+        if out["Rows"] is not None:
+            return empty_header("error", "truncated: the file ends inside its DICOM data")
+    return out
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def is_image(header: dict[str, Any]) -> bool:
+    """True when a DICOM header describes an image (pixel data, and an image SOP class)."""
+    if not header.get("image"):
+        return False
+    return not is_non_image_sop_class(header.get("SOPClassUID"))

@@ -1,0 +1,115 @@
+"""Keyed pseudonyms for patient and study / series / instance identifiers.
+
+A pseudonym is HMAC-SHA256(salt, kind + ":" + value), cut to 20 hex characters (80 bits) and
+prefixed by its kind: `pat-…`, `stu-…`, `ser-…`, `ins-…`. The same value and salt always give
+the same pseudonym (patient-level grouping survives, across runs and between the file index and
+the PACS census); without the salt the value cannot be recovered or confirmed by guessing.
+
+The salt comes from, in order: the `salt` argument (`--salt`), the environment variable
+MODAN_SALT, or a file `.modan-salt` beside the index, generated once (32 random bytes, hex, mode
+0600) and reused by every later run writing into that folder. Only a fingerprint of the salt
+(a slow hash of it) is written into the index metadata, never the salt itself.
+
+With `keep_uids=True` the Study / Series / SOP Instance UIDs are kept as they are (UIDs are not
+names, and some pipelines need to join back to the archive), but the Patient ID is still
+pseudonymised: it is a direct identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text
+from ..errors import ConfigError, OutputError
+
+SALT_ENV = "MODAN_SALT"
+SALT_FILE = ".modan-salt"
+KEY_HEX = 20
+PREFIX = {"patient": "pat-", "study": "stu-", "series": "ser-", "instance": "ins-"}
+# key column -> (kind, raw DICOM keyword)
+KEY_COLUMNS = {
+    "patient_key": ("patient", "PatientID"),
+    "study_key": ("study", "StudyInstanceUID"),
+    "series_key": ("series", "SeriesInstanceUID"),
+    "instance_key": ("instance", "SOPInstanceUID"),
+}
+
+
+def pseudonym(salt: bytes, kind: str, value: str) -> str:
+    """`kind` ("patient", "study", "series", "instance") pseudonym of `value` under `salt`."""
+    digest = hmac.new(salt, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return PREFIX[kind] + digest[:KEY_HEX]
+
+
+def salt_fingerprint(salt: bytes) -> str:
+    """A short, slow-to-invert tag of the salt: tells whether two indexes share a salt."""
+    return hashlib.pbkdf2_hmac("sha256", salt, b"modan-dicom salt fingerprint", 50_000)[:6].hex()
+
+
+@dataclass
+class Pseudonymizer:
+    """Turns raw identifiers into the index's key columns (with a per-process cache)."""
+
+    salt: bytes
+    keep_uids: bool = False
+    _cache: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    def key(self, kind: str, value: str | None) -> str | None:
+        if not value:
+            return None
+        if self.keep_uids and kind != "patient":
+            return value
+        cached = self._cache.get((kind, value))
+        if cached is None:
+            if len(self._cache) > 200_000:  # bounded: series and studies repeat, instances do not
+                self._cache.clear()
+            cached = self._cache[(kind, value)] = pseudonym(self.salt, kind, value)
+        return cached
+
+    def keys(self, raw: Mapping[str, Any]) -> dict[str, str | None]:
+        """{patient_key, study_key, series_key, instance_key} for a mapping of raw DICOM values."""
+        return {column: self.key(kind, raw.get(keyword)) for column, (kind, keyword) in KEY_COLUMNS.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        return salt_fingerprint(self.salt)
+
+
+def resolve_salt(salt: str | bytes | None, index_dir: str | os.PathLike[str] | None) -> tuple[bytes, str]:
+    """Return (salt bytes, where it came from: "argument" | "environment" | "file" | "new file" |
+    "ephemeral").
+
+    Without an argument or MODAN_SALT, the salt file in `index_dir` is read, or created (0600)
+    when absent. Without `index_dir` (an index kept in memory) a random salt is used for this
+    call only: the keys are then not comparable with any other run.
+    """
+    if salt is not None and salt != "":
+        return (salt.encode() if isinstance(salt, str) else bytes(salt)), "argument"
+    env = os.environ.get(SALT_ENV)
+    if env:
+        return env.encode(), "environment"
+    if index_dir is None:
+        return secrets.token_hex(32).encode(), "ephemeral"
+    path = Path(index_dir) / SALT_FILE
+    if path.exists():
+        try:
+            value = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the salt file {path}: {exc}") from exc
+        if not value:
+            raise ConfigError(f"the salt file {path} is empty; delete it or pass --salt")
+        return value.encode(), "file"
+    value = secrets.token_hex(32)
+    try:
+        write_text(path, value + "\n")  # mkstemp's temporary file is created 0600
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot create the salt file {path}: {exc.strerror or exc}") from exc
+    return value.encode(), "new file"
