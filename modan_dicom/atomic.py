@@ -27,6 +27,19 @@ def prepare_parent(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _published_mode(target: Path) -> int:
+    """The mode a new file would get from `open()` (umask applied), or the mode `target` already has.
+
+    `mkstemp` creates files readable by the owner only; outputs should look like any other file.
+    """
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on clean exit it replaces `path` in one rename.
@@ -38,6 +51,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _published_mode(target))
     try:
         yield tmp
         with open(tmp, "rb+") as handle:

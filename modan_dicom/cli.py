@@ -135,3 +135,191 @@ def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compil
         encoder = run_pretrain(config, on_epoch=on_epoch, on_bank=on_bank)
     if main_rank:
         console.print(f"encoder written to [bold]{encoder}[/]")
+
+
+# ---- index -------------------------------------------------------------------------------------
+
+
+@main.command("index")
+@click.argument("source", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="The index file to write (Parquet).")
+@click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) for multi_hot.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Reading processes.")
+@click.option("--salt", default=None, help="Pseudonym key (default: $MODAN_SALT, else .modan-salt beside the index).")
+@click.option("--keep-uids", is_flag=True, help="Keep Study/Series/SOP Instance UIDs as they are (Patient ID stays pseudonymised).")
+@click.option("--layout", type=click.Choice(["auto", "dicom", "radimagenet"]), default="auto", show_default=True)
+def index(source: str, output: str, profile: str, workers: int, salt: str | None, keep_uids: bool, layout: str) -> None:
+    """Index every file under SOURCE: one row per file with header values, labels and status."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .ingest.index import run_index
+
+    with Progress(TextColumn("[bold]index"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("index", total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_index(source, output, profile=profile, workers=workers, salt=salt, keep_uids=keep_uids,
+                           layout=layout, progress=on_progress, return_frame=False)
+    from rich.markup import escape
+
+    render_index_summary(result.summary)
+    for warning in result.summary.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    console.print(f"index written to [bold]{escape(str(result.output))}[/] ({result.files} files: {result.read} read, "
+                  f"{result.reused} unchanged; {result.seconds:.1f} s; layout {result.meta.layout}, "
+                  f"profile {result.meta.profile}; salt from {result.salt_source})", soft_wrap=True)
+
+
+def render_index_summary(summary: Any, top_pairs: int = 30) -> None:
+    """Print an index (or census) summary as rich tables: status, modality x anatomy, unmapped values."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    status = Table(title="files by status", title_justify="left")
+    status.add_column("status")
+    status.add_column("files", justify="right")
+    for name, count in summary.by_status.items():
+        status.add_row(name, str(count))
+    status.add_row("[bold]total", f"[bold]{summary.total}")
+    out.print(status)
+    if summary.by_modality_anatomy:
+        # anatomy rows x modality columns, the most frequent first
+        modality_totals: dict[str, int] = {}
+        anatomy_totals: dict[str, int] = {}
+        for (modality, anatomy), count in summary.by_modality_anatomy.items():
+            modality_totals[modality or "-"] = modality_totals.get(modality or "-", 0) + count
+            anatomy_totals[anatomy or "-"] = anatomy_totals.get(anatomy or "-", 0) + count
+        modalities = sorted(modality_totals, key=lambda m: -modality_totals[m])
+        anatomies = sorted(anatomy_totals, key=lambda a: -anatomy_totals[a])
+        grid = Table(title="anatomy x modality (ok and unmapped files)", title_justify="left")
+        grid.add_column("anatomy")
+        for modality in modalities:
+            grid.add_column(modality, justify="right")
+        grid.add_column("total", justify="right")
+        for anatomy in anatomies[:top_pairs]:
+            cells = [summary.by_modality_anatomy.get((None if m == "-" else m, None if anatomy == "-" else anatomy), 0)
+                     for m in modalities]
+            grid.add_row(anatomy, *(str(c) if c else "" for c in cells), str(anatomy_totals[anatomy]))
+        if len(anatomies) > top_pairs:
+            grid.add_row(f"... {len(anatomies) - top_pairs} more", *([""] * (len(modalities) + 1)))
+        out.print(grid)
+    if summary.not_in_profile:
+        outside = Table(title="outside the profile", title_justify="left")
+        for column in ("modality", "anatomy", "files"):
+            outside.add_column(column, justify="right" if column == "files" else "left")
+        for (modality, anatomy), count in list(summary.not_in_profile.items())[:top_pairs]:
+            outside.add_row(modality or "-", anatomy or "-", str(count))
+        out.print(outside)
+    if summary.top_unmapped:
+        values = Table(title="top unmapped values", title_justify="left")
+        for column in ("field", "value", "files"):
+            values.add_column(column, justify="right" if column == "files" else "left")
+        for field_name, pairs_list in summary.top_unmapped.items():
+            for value, count in pairs_list:
+                values.add_row(field_name, escape(value), str(count))
+        out.print(values)
+
+
+# ---- vocab: inspect, validate and try the controlled vocabulary ----
+@main.group("vocab")
+def vocab_group() -> None:
+    """Inspect, validate and try the controlled vocabulary (vocab/*.yaml)."""
+
+
+@vocab_group.command("show")
+@click.option("--profile", "-p", default="radimagenet", show_default=True, help="Profile name or path.")
+@click.option("--members/--no-members", default=True, show_default=True,
+              help="List the full-vocabulary terms that project onto each axis.")
+def vocab_show(profile: str, members: bool) -> None:
+    """Show the axes of a profile and the terms that project onto them."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .vocab import load_vocabulary
+
+    vocab = load_vocabulary(profile)
+    table = Table(title=f"profile {vocab.profile}: {len(vocab.labels)} axes ({escape(vocab.source)})")
+    for column in ("#", "axis", "kind", "name", "covers") + (("terms projecting here",) if members else ()):
+        table.add_column(column)
+    for i, info in enumerate(vocab.describe()):
+        row = [str(i), info.axis, info.kind, escape(info.name), ", ".join(info.covers)]
+        if members:
+            row.append(", ".join(info.members))
+        table.add_row(*row)
+    out.print(table)
+
+
+@vocab_group.command("check")
+@click.argument("path", required=False)
+def vocab_check(path: str | None) -> None:
+    """Validate a vocabulary folder or profile file (default: the built-in vocabulary)."""
+    from .vocab import check_vocabulary
+
+    out.print(f"OK {check_vocabulary(path).line()}", soft_wrap=True, markup=False)
+
+
+@vocab_group.command("map")
+@click.argument("text")
+@click.option("--modality", "-m", default=None, help="A DICOM Modality code (CT, MR, DX ...).")
+@click.option("--profile", "-p", default="radimagenet", show_default=True, help="Profile name or path.")
+@click.option("--expand-ancestors", is_flag=True, help="Also set the axes of the term's ancestors.")
+def vocab_map(text: str, modality: str | None, profile: str, expand_ancestors: bool) -> None:
+    """Resolve TEXT (a Body Part Examined value or a description) as the index would."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .vocab import map_text
+
+    found = map_text(text, modality, profile, expand_ancestors)
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    how = f"{found.how}: {escape(repr(found.matched))}" if found.how else "no match"
+    table.add_row("anatomy", found.anatomy or "-")
+    table.add_row("matched", how)
+    table.add_row("ancestors", ", ".join(found.ancestors) or "-")
+    table.add_row(f"axis ({found.profile})", found.anatomy_axis or "- (no place in this profile)")
+    if modality is not None:
+        table.add_row("modality", f"{escape(modality)} -> {found.modality or '-'} -> "
+                                  f"{found.modality_axis or '- (no place in this profile)'}")
+    vector = " ".join(str(int(v)) for v in found.multi_hot)
+    on = [label for label, v in zip(found.labels, found.multi_hot) if v > 0.5]
+    table.add_row("multi-hot", f"[{vector}]  {', '.join(on) or '(empty)'}")
+    out.print(table)
+
+
+# ---- synth: the synthetic PACS export (the embedded default data) ----
+
+
+@main.command("synth")
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, byte-identical files.")
+@click.option("--layout", type=click.Choice(["dicom", "radimagenet"]), default="dicom", show_default=True,
+              help="dicom: PAT/STUDY/SER folders of DICOM files; radimagenet: CT|MR/<region>/<class>/*.png, US/<organ>/*.png.")
+@click.option("--patients", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Patients (dicom layout): about 18 images each, so --patients 556 gives ~10,000 files.")
+@click.option("--image-size", type=click.IntRange(16, 4096), default=128, show_default=True,
+              help="Base image edge in pixels (CT/MR NxN, US 3/4N x N, XR 5/4N x N).")
+def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int) -> None:
+    """Write a deterministic synthetic PACS export (or RadImageNet-style folders) to OUT, with manifest.csv."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .synth import synth_export
+
+    with Progress(TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("synth", total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        manifest = synth_export(out_dir, seed=seed, layout=layout, n_patients=patients, image_size=image_size,
+                                progress=on_progress)
+    counts = manifest["status"].value_counts()
+    by_status = ", ".join(f"{counts[s]} {s}" for s in ("ok", "unmapped", "non_image", "not_dicom", "error") if s in counts)
+    out.print(f"synth: {len(manifest)} files ({by_status}) written to {escape(out_dir)} "
+              f"(layout {layout}, seed {seed}; ground truth in manifest.csv)", soft_wrap=True)

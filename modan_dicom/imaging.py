@@ -46,9 +46,12 @@ _RASTER_MAGIC = (
 _PREFERRED_PLUGIN = {
     "1.2.840.10008.1.2.5": "pylibjpeg",  # RLE
     "1.2.840.10008.1.2.4.50": "pillow",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51": "pylibjpeg",  # GDCM and Pillow refuse 12-bit JPEG
+    "1.2.840.10008.1.2.4.57": "gdcm",
+    "1.2.840.10008.1.2.4.70": "gdcm",
     "1.2.840.10008.1.2.4.80": "pyjpegls",
     "1.2.840.10008.1.2.4.81": "pyjpegls",
-    "1.2.840.10008.1.2.4.90": "gdcm",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg",
     "1.2.840.10008.1.2.4.91": "pylibjpeg",
 }
 
@@ -105,11 +108,11 @@ def _load_dicom(path: Path, frame: int | None, *, force: bool) -> np.ndarray:
         kind = f" ({getattr(sop, 'name', sop)})" if sop else ""
         raise SourceError(f"{path}: DICOM object without pixel data{kind}")
 
-    index = _frame_index(path, ds, frame)
+    index, n_frames = _frame_index(path, ds, frame)
     if "TransferSyntaxUID" not in ds.get("file_meta", {}):
         _guess_transfer_syntax(ds)
     try:
-        arr = _decode_pydicom(ds, index)
+        arr = _decode_pydicom(ds, index if n_frames > 1 else None)
     except Exception as exc:
         arr = _decode_with_fallback(path, ds, index, exc)
     return _to_grey(ds, arr, index)
@@ -120,16 +123,17 @@ def _plausible(ds: Any) -> bool:
     return any(k in ds for k in ("SOPClassUID", "Modality", "StudyInstanceUID", "Rows", "PatientID"))
 
 
-def _frame_index(path: Path, ds: Any, frame: int | None) -> int:
+def _frame_index(path: Path, ds: Any, frame: int | None) -> tuple[int, int]:
+    """(index of the frame to decode, number of frames)."""
     try:
         n_frames = max(1, int(ds.get("NumberOfFrames") or 1))
     except (TypeError, ValueError):
         n_frames = 1
     if frame is None:
-        return n_frames // 2
+        return n_frames // 2, n_frames
     if not 0 <= frame < n_frames:
         raise SourceError(f"{path}: frame {frame} out of range (the object has {n_frames} frame(s))")
-    return frame
+    return frame, n_frames
 
 
 def _guess_transfer_syntax(ds: Any) -> None:
@@ -146,12 +150,10 @@ def _guess_transfer_syntax(ds: Any) -> None:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
 
 
-def _decode_pydicom(ds: Any, index: int) -> np.ndarray:
-    """Stored values of one frame: (H, W) grey/palette indices or (H, W, 3) RGB."""
+def _decode_pydicom(ds: Any, frame: int | None) -> np.ndarray:
+    """Stored values of one frame (None: the only one): (H, W) grey/palette indices or (H, W, 3) RGB."""
     from pydicom.pixels import pixel_array
 
-    multi = int(ds.get("NumberOfFrames") or 1) > 1
-    frame = index if multi else None
     preferred = _PREFERRED_PLUGIN.get(str(ds.file_meta.TransferSyntaxUID))
     if preferred:
         try:
@@ -330,7 +332,8 @@ def window(x: np.ndarray, center: float, width: float, function: str = "LINEAR")
     """
     x = np.asarray(x, dtype=np.float32)
     if function == "SIGMOID":
-        y = np.exp(x * np.float32(-4.0 / width) + np.float32(4.0 * center / width))
+        with np.errstate(over="ignore"):  # exp -> inf far below the center: y -> 0, as it should
+            y = np.exp(x * np.float32(-4.0 / width) + np.float32(4.0 * center / width))
         y += 1.0
         return np.reciprocal(y, out=y)
     if function == "LINEAR_EXACT":

@@ -87,23 +87,26 @@ class ProjectionHead(nn.Module):
         return self.net(features)
 
 
-def build_head(kind: str = "mlp", *, out_dim: int = 128, num_classes: int | None = None) -> nn.Module:
+def build_head(kind: str = "mlp", *, out_dim: int = 128, n_classes: int | None = None) -> nn.Module:
     """The head put on the 512-d encoder features during pretraining.
 
     - ``"mlp"``: `ProjectionHead` to ``out_dim`` (paper; contrastive methods).
     - ``"fc1000"``: torchvision's own ``fc`` (Linear 512 -> 1000); the authors' code applied the contrastive loss to
       this 1000-d output with no projector.
-    - ``"linear"``: Linear 512 -> ``num_classes`` logits, for the cross-entropy baseline (165 classes in the paper).
+    - ``"linear"``: Linear 512 -> ``n_classes`` logits.
+
+    ``n_classes`` given means the cross-entropy baseline (165 classes in the paper): the head is then
+    Linear 512 -> ``n_classes`` — torchvision's fc sized for the classes — whichever ``kind``.
     """
+    if kind not in HEADS:
+        raise ConfigError(f"unknown head {kind!r}: use one of {', '.join(HEADS)}")
+    if n_classes is not None or kind == "linear":
+        if not n_classes or n_classes < 1:
+            raise ConfigError("the linear (cross-entropy) head needs n_classes >= 1")
+        return nn.Linear(FEATURE_DIM, n_classes)
     if kind == "mlp":
         return ProjectionHead(FEATURE_DIM, FEATURE_DIM, out_dim)
-    if kind == "fc1000":
-        return nn.Linear(FEATURE_DIM, 1000)
-    if kind == "linear":
-        if not num_classes or num_classes < 1:
-            raise ConfigError("the linear (cross-entropy) head needs num_classes >= 1")
-        return nn.Linear(FEATURE_DIM, num_classes)
-    raise ConfigError(f"unknown head {kind!r}: use one of {', '.join(HEADS)}")
+    return nn.Linear(FEATURE_DIM, 1000)
 
 
 class PretrainModel(nn.Module):
@@ -127,10 +130,10 @@ def build_model(
     stem: str = "paper",
     in_channels: int = 1,
     out_dim: int = 128,
-    num_classes: int | None = None,
+    n_classes: int | None = None,
 ) -> PretrainModel:
     """`build_encoder` + `build_head` in a `PretrainModel`."""
-    return PretrainModel(build_encoder(stem, in_channels), build_head(head, out_dim=out_dim, num_classes=num_classes))
+    return PretrainModel(build_encoder(stem, in_channels), build_head(head, out_dim=out_dim, n_classes=n_classes))
 
 
 # --------------------------------------------------------------------------------------------- encoder files
@@ -327,5 +330,5 @@ def imagenet_encoder(
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError:
-        raise SourceError(f"{path} is not torchvision's ResNet-18 ImageNet state dict (parameter names differ)") from None
+        raise SourceError(f"{path} is not torchvision's ResNet-18 ImageNet state dict (names differ)") from None
     return net

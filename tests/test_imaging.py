@@ -145,6 +145,8 @@ def test_set_pixels_header_and_refusals() -> None:
         set_pixels(_dataset(), np.zeros((8, 8), np.uint16), "jpeg_baseline")
     with pytest.raises(ValueError, match="12 bits"):
         set_pixels(_dataset(), np.full((8, 8), 5000, np.uint16), "jpeg_extended")
+    with pytest.raises(ValueError, match="at least 32 x 32"):
+        set_pixels(_dataset(), np.zeros((3, 16, 40), np.uint16), "j2k_lossless")
     with pytest.raises(ValueError, match="unknown transfer syntax"):
         set_pixels(_dataset(), np.zeros((8, 8), np.uint8), "jpeg_xl")
     with pytest.raises(ValueError, match="uint8"):
@@ -349,6 +351,7 @@ def test_rgb_png_without_extension_and_jpeg(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached")
 def test_truncated_dicom_raises_source_error(tmp_path: Path) -> None:
     for syntax in ("explicit_le", "rle"):
         full = _write(tmp_path, f"{syntax}.dcm", _phantom().astype(np.uint16), syntax).read_bytes()

@@ -259,7 +259,7 @@ TERMS: list[Spec] = [
     T("finger", "Finger", "hand", "FINGER THUMB", ["finger", "fingers", "thumb", "thumbs"]),
     T("lower_limb", "Lower limb", "extremity", "LOWERLIMB GSV SAPHENOUSV",
       ["lower limb", "lower limbs", "lower extremity", "lower extremities", "rle", "lle", "runoff", "run off",
-       "saphenous vein", "bone of lower limb", "muscle of lower limb", "leg veins", "legs"]),
+       "saphenous vein", "bone of lower limb", "muscle of lower limb", "leg veins"]),
     T("hip", "Hip", "lower_limb", "HIP", ["hip", "hips", "hip joint", "femoral head", "acetabulum", "acetabular"],
       rin=["hip"]),
     T("thigh", "Thigh", "lower_limb", "THIGH FEMUR FEMORALA FEMORALV SFA SFV CFA CFV PROFFEMA PROFFEMV LFEMORALA "
@@ -298,7 +298,8 @@ CODE_ONLY = {
     "Intra-pelvic": "pelvis", "Intra-thoracic": "chest", "Juxtaposed atrial appendage": "heart",
     "Lacrimal artery of right eye": "orbit", "Left auricular appendage": "heart", "Left ventricle inflow": "heart",
     "Left ventricle outflow tract": "heart", "Lower inner quadrant of breast": "breast",
-    "Lower outer quadrant of breast": "breast", "Muscle of lower limb": "lower_limb",
+    "Lower outer quadrant of breast": "breast", "Upper inner quadrant of breast": "breast",
+    "Upper outer quadrant of breast": "breast", "Muscle of lower limb": "lower_limb",
     "Muscle of upper limb": "upper_limb", "Nasal bone": "nose", "Omental bursa": "abdomen", "Omentum": "abdomen",
     "Paranasal sinus": "paranasal_sinus", "Patent ductus arteriosus": "heart", "Posterior medial tributary": "lower_leg",
     "Primitive aorta": "aorta", "Primitive pulmonary artery": "chest", "Pulmonary artery conduit": "heart",
@@ -337,7 +338,7 @@ _SOP = "1.2.840.10008.5.1.4.1.1."
 MODALITIES = [
     dict(id="CT", name="Computed tomography", dicom=["CT"], radimagenet=["CT"], aliases=["CAT"],
          sop_classes=[_SOP + "2", _SOP + "2.1", _SOP + "2.2"]),
-    dict(id="MR", name="Magnetic resonance", dicom=["MR", "MA", "MS"], radimagenet=["MR", "MRI"], aliases=["MRI", "NMR"],
+    dict(id="MR", name="Magnetic resonance", dicom=["MR", "MA", "MS"], radimagenet=["MR"], aliases=["MRI", "NMR"],
          sop_classes=[_SOP + "4", _SOP + "4.1", _SOP + "4.3", _SOP + "4.4"]),
     dict(id="US", name="Ultrasound", dicom=["US", "CD", "DD", "EC", "IVUS", "BDUS"], radimagenet=["US"],
          aliases=["ULTRASOUND", "SONO", "SONOGRAPHY", "ECHO"],
@@ -407,6 +408,10 @@ def compact(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.upper())
 
 
+def spaced_form(text: str) -> str:
+    return " ".join(re.sub(r"[\W_]+", " ", text.upper()).split())
+
+
 def read_rows(reference: Path) -> list[dict[str, str]]:
     with open(reference / "bodypart_terms.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -467,31 +472,36 @@ def build_anatomy(rows: list[dict[str, str]]) -> tuple[list[dict], list[str]]:
     out: list[dict] = []
     for s in TERMS:
         codes = list(dict.fromkeys(extra[s.id]["codes"]))
-        primary = s.snomed or (codes[0] if codes else None)
-        if s.snomed is None and s.body_part:
+        primary = s.snomed  # else the code of the term's first body part (codes of merged parts go to other)
+        if primary is None and s.body_part:
             first = next((r for r in rows if r["term"] == s.body_part[0] and r["coding_scheme"] == "SCT"), None)
             if first and code_owner.get(first["snomed_code"]) == s.id:
                 primary = first["snomed_code"]
         other = [c for c in dict.fromkeys(s.snomed_other + codes) if c != primary]
 
         def take(words: Iterable[str], kind: str) -> list[str]:
+            # conflicts between terms are judged on the compact key (what exact lookups compare);
+            # spellings of one term are kept while they differ in word breaks (what free text compares)
             kept: list[str] = []
             seen: set[str] = set()
             for word in words:
                 key = compact(word)
-                if not key or key in seen:
+                spaced = spaced_form(word)
+                if not key or spaced in seen:
                     continue
                 owner = claimed.setdefault(key, s.id)
                 if owner != s.id:
                     notes.append(f"{kind} {word!r} of {s.id} dropped: already claimed by {owner}")
                     continue
-                seen.add(key)
+                seen.add(spaced)
                 kept.append(word)
             return kept
 
         synonyms = take([s.name] + s.synonyms + extra[s.id]["syn"], "synonym")
         syn_keys = {compact(w) for w in synonyms}
-        aliases = [a for a in take(s.aliases + extra[s.id]["alias"], "alias") if compact(a) not in syn_keys]
+        bp_keys = {compact(b) for b in s.body_part}
+        aliases = [a for a in take(s.aliases + extra[s.id]["alias"], "alias")
+                   if compact(a) not in syn_keys | bp_keys]
         if compact(s.name) in TEXT_DENY:
             synonyms = [w for w in synonyms if w != s.name]
             aliases.insert(0, s.name)
@@ -599,9 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", "-v", action="store_true", help="list the dropped duplicate entries")
     args = parser.parse_args(argv)
     terms, notes = build_anatomy(read_rows(args.reference))
-    write_text(args.out / "anatomy.yaml", anatomy_yaml(terms))
-    write_text(args.out / "modalities.yaml", modalities_yaml(args.reference))
-    write_text(args.out / "profiles.yaml", profiles_yaml())
+    for name, text in (("anatomy.yaml", anatomy_yaml(terms)), ("modalities.yaml", modalities_yaml(args.reference)),
+                       ("profiles.yaml", profiles_yaml())):
+        write_text(args.out / name, text).chmod(0o644)  # data files, readable like the rest of the tree
     if args.verbose:
         print("\n".join(notes))
     n_bp = sum(len(t["body_part"]) for t in terms)

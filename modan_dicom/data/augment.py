@@ -141,7 +141,10 @@ def _render_chunk(images: torch.Tensor, p: ViewParams, size: int, unit: float, d
     scale2 = torch.where(b_first, k, b)
     shift2 = torch.where(b_first, (1 - k) * mean1, torch.zeros_like(k))
     out.mul_(scale2[..., None, None]).add_(shift2[..., None, None])
-    torch.clamp(out, 0, 1, out=dest) if dest.dtype == out.dtype else dest.copy_(out.clamp_(0, 1))
+    if dest.dtype == out.dtype:
+        torch.clamp(out, 0, 1, out=dest)
+    else:
+        dest.copy_(out.clamp_(0, 1))
 
 
 def render_views(
@@ -170,7 +173,7 @@ def render_views(
     unit = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
     params = params.to(images.device)
     if chunk is None:
-        chunk = batch if images.device.type != "cpu" else max(1, (1 << 19) // (views * size * size))
+        chunk = batch if images.device.type != "cpu" else max(1, (1 << 20) // (views * size * size))
     out = torch.empty(batch, views, 1, size, size, dtype=out_dtype, device=images.device)
     for start in range(0, batch, chunk):
         stop = min(batch, start + chunk)

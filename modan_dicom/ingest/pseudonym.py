@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_text
+from ..atomic import atomic_path
 from ..errors import ConfigError, OutputError
 
 SALT_ENV = "MODAN_SALT"
@@ -50,7 +50,7 @@ def pseudonym(salt: bytes, kind: str, value: str) -> str:
 
 def salt_fingerprint(salt: bytes) -> str:
     """A short, slow-to-invert tag of the salt: tells whether two indexes share a salt."""
-    return hashlib.pbkdf2_hmac("sha256", salt, b"modan-dicom salt fingerprint", 50_000)[:6].hex()
+    return hashlib.pbkdf2_hmac("sha256", salt, b"modan-dicom salt fingerprint", 20_000)[:6].hex()
 
 
 @dataclass
@@ -108,8 +108,9 @@ def resolve_salt(salt: str | bytes | None, index_dir: str | os.PathLike[str] | N
         return value.encode(), "file"
     value = secrets.token_hex(32)
     try:
-        write_text(path, value + "\n")  # mkstemp's temporary file is created 0600
-        os.chmod(path, 0o600)
+        with atomic_path(path) as tmp:
+            os.chmod(tmp, 0o600)  # before the salt is written: never readable by others
+            tmp.write_text(value + "\n", encoding="ascii")
     except OSError as exc:
         raise OutputError(f"cannot create the salt file {path}: {exc.strerror or exc}") from exc
     return value.encode(), "new file"

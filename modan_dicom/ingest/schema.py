@@ -14,9 +14,9 @@ One row per file seen (or, for a PACS census, per series). Columns, in order:
 | patient_key, study_key, series_key, instance_key | string | keyed pseudonyms (`pseudonym.py`) |
 | study_month | string | "YYYY-MM" of the Study Date (the day is dropped) |
 | modality, anatomy | string | controlled ids from the full vocabulary (most specific term) |
-| modality_source, anatomy_source | string | which DICOM keyword, text field or "folder" decided them |
+| modality_source, anatomy_source | string | what decided them: Modality, SOPClassUID, AnatomicRegion, BodyPartExamined, SeriesDescription, ProtocolName, StudyDescription, or "folder" |
 | label | string | the RadImageNet class ("CT/lung/Nodule", "US/thyroid_nodule"), else null |
-| multi_hot | fixed_size_list<float32>[len(axes)] | the profile's targets; null for not_dicom / error |
+| multi_hot | fixed_size_list<float32>[len(axes)] | the profile's targets; set on `ok` rows only (null otherwise) |
 
 No column holds names, birth dates, addresses, raw Patient IDs or full dates. The Parquet schema
 metadata key `modan_dicom` holds a JSON object (`IndexMeta`): format, modan-dicom version,
@@ -56,8 +56,9 @@ LABEL_COLUMNS = ("modality", "anatomy", "modality_source", "anatomy_source", "la
 CODE_TYPE = pa.struct([("scheme", pa.string()), ("code", pa.string()), ("meaning", pa.string())])
 
 
-def index_schema(n_axes: int) -> pa.Schema:
-    """The Arrow schema of an index whose multi-hot has `n_axes` entries."""
+def index_schema(n_axes: int, extra_fields: Sequence[pa.Field] = ()) -> pa.Schema:
+    """The Arrow schema of an index whose multi-hot has `n_axes` entries; `extra_fields` are
+    appended (e.g. a PACS census's instance count)."""
     fields = [
         pa.field("path", pa.string(), nullable=False),
         pa.field("size", pa.int64(), nullable=False),
@@ -70,6 +71,7 @@ def index_schema(n_axes: int) -> pa.Schema:
         *(pa.field(name, pa.string()) for name in KEY_COLUMNS),
         *(pa.field(name, pa.string()) for name in LABEL_COLUMNS),
         pa.field("multi_hot", pa.list_(pa.float32(), n_axes)),
+        *extra_fields,
     ]
     return pa.schema(fields)
 
@@ -103,9 +105,7 @@ class IndexMeta:
 
     def reusable_by(self, other: IndexMeta) -> bool:
         """True when rows written under `self` are exactly what a run under `other` would write."""
-        mine, theirs = asdict(self), asdict(other)
-        mine.pop("extra"), theirs.pop("extra")
-        return mine == theirs
+        return asdict(self) == asdict(other)
 
 
 def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
@@ -178,11 +178,12 @@ class IndexWriter:
 
 @contextlib.contextmanager
 def open_index_writer(
-    path: str | os.PathLike[str], meta: IndexMeta, *, row_group_rows: int = 65_536
+    path: str | os.PathLike[str], meta: IndexMeta, *, row_group_rows: int = 65_536,
+    extra_fields: Sequence[pa.Field] = (),
 ) -> Iterator[IndexWriter]:
     """Yield an `IndexWriter` for `path`; the index appears at `path` (replacing any previous
     one in a single rename) only when the block ends without an exception."""
-    schema = index_schema(len(meta.axes)).with_metadata({META_KEY: meta.to_json()})
+    schema = index_schema(len(meta.axes), extra_fields).with_metadata({META_KEY: meta.to_json()})
     with atomic_path(path, suffix=".parquet") as tmp:
         writer = IndexWriter(tmp, schema, row_group_rows)
         try:
@@ -210,12 +211,14 @@ def read_index_meta(path: str | os.PathLike[str]) -> IndexMeta:
     return IndexMeta.from_json(metadata[META_KEY])
 
 
+def read_index_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The index metadata as a plain dict (profile, axes, source, layout, ...)."""
+    return asdict(read_index_meta(path))
+
+
 def index_axes(path: str | os.PathLike[str]) -> list[str]:
     """The multi-hot axes (label names, in column order) of an index file."""
     return list(read_index_meta(path).axes)
-
-
-_PANDAS_TYPES = {pa.int32(): "Int32"}
 
 
 def table_to_frame(table: pa.Table) -> Any:

@@ -25,10 +25,15 @@ Input arrays (`pixels`):
 * grey: (H, W) or (F, H, W) with F frames; colour (RGB values): (H, W, 3) or (F, H, W, 3).
   An array with ndim 3 whose last axis is 3 is taken as colour.
 * dtype uint8, int8, uint16 or int16 (stored values, before any Rescale Slope/Intercept).
+* j2k and j2k_lossless need at least 32 x 32 pixels (OpenJPEG's default 6 resolution levels).
+
+Encoding one 512 x 512 16-bit frame takes ~1 ms (native), ~7 ms (RLE, JPEG-LS), ~30 ms (JPEG
+lossless), ~50 ms (JPEG 2000) on one core.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -123,7 +128,8 @@ def set_pixels(
         Red/Green/Blue Palette Color Lookup Tables whose first entry maps stored value 0.
 
     Raises ValueError for an unknown syntax or an array the syntax cannot hold (jpeg_baseline: 8-bit
-    unsigned; jpeg_extended: unsigned grey, <= 12 bits stored; j2k_part2_lossless: grey).
+    unsigned; jpeg_extended: unsigned grey, <= 12 bits stored; j2k_part2_lossless: grey;
+    j2k*: at least 32 x 32).
     """
     if syntax not in TRANSFER_SYNTAXES:
         raise ValueError(f"unknown transfer syntax {syntax!r}; known: {', '.join(TRANSFER_SYNTAXES)}")
@@ -170,8 +176,6 @@ def set_pixels(
         ds.compress(uid, generate_instance_uid=False, **near)
     elif syntax in ("j2k", "j2k_lossless"):
         lossy: dict[str, Any] = {"j2k_cr": [J2K_COMPRESSION_RATIO]} if syntax == "j2k" else {}
-        if min(ds.Rows, ds.Columns) < 32:  # OpenJPEG's 6 resolution levels need 2**5 pixels
-            raise ValueError(f"{syntax} needs images of at least 32 x 32, not {ds.Rows} x {ds.Columns}")
         # pydicom turns the multi-component transform off for RGB: the data stays RGB
         ds.compress(uid, generate_instance_uid=False, **lossy)
     else:
@@ -209,6 +213,10 @@ def _check_combination(
         raise ValueError(f"jpeg_baseline holds 8-bit unsigned pixels, not {arr.dtype}")
     if syntax == "jpeg_extended" and signed:
         raise ValueError("jpeg_extended holds unsigned pixels (store CT with an intercept)")
+    rows, columns = arr.shape[-3:-1] if colour else arr.shape[-2:]
+    if syntax in ("j2k", "j2k_lossless") and min(rows, columns) < 32:
+        # OpenJPEG's default 6 resolution levels need 2**5 pixels on each side
+        raise ValueError(f"{syntax} needs images of at least 32 x 32, not {rows} x {columns}")
 
 
 def _default_bits(arr: np.ndarray) -> int:
@@ -280,7 +288,7 @@ def _pillow_jpeg(frame: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _gdcm_encoder(syntax: str, bits: int, signed: bool, colour: bool):  # noqa: ANN202
+def _gdcm_encoder(syntax: str, bits: int, signed: bool, colour: bool) -> Callable[[np.ndarray], bytes]:
     """A function frame -> JPEG / JPEG 2000 Part 2 codestream bytes, made with GDCM."""
     try:
         import gdcm

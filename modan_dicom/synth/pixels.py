@@ -112,7 +112,7 @@ def _chest_axial(rng: np.random.Generator) -> list[Shape]:
         _e(0.02, -0.2, 0.07, 0.06, VESSEL),  # ascending aorta
         _e(0.12, 0.26, 0.055, 0.055, VESSEL),  # descending aorta
         _e(0, 0.38, 0.1, 0.09, BONE), _e(0, 0.38, 0.08, 0.07, MARROW),  # vertebra
-        _e(0, 0.52, 0.025, 0.07, BONE, p=3),  # spinous process
+        _e(0, 0.52, 0.025, 0.07, BONE, p=4),  # spinous process
         _e(0, -0.5, 0.07, 0.035, BONE),  # sternum
         _e(-0.04, 0.2, 0.03, 0.03, GAS),  # oesophagus
     ]
@@ -121,8 +121,8 @@ def _chest_axial(rng: np.random.Generator) -> list[Shape]:
 
 def _chest_frontal(rng: np.random.Generator) -> list[Shape]:
     shapes = [
-        _e(0, 0.15, 1.02, 1.2, FAT, p=3),
-        _e(0, 0.15, 0.95, 1.13, SOFT, p=3),
+        _e(0, 0.15, 1.02, 1.2, FAT, p=4),
+        _e(0, 0.15, 0.95, 1.13, SOFT, p=4),
         _e(-0.42, -0.1, 0.33, 0.63, LUNG, ang=4, p=2.4, host=True),
         _e(0.42, -0.1, 0.33, 0.63, LUNG, ang=-4, p=2.4, host=True),
     ]
@@ -133,8 +133,8 @@ def _chest_frontal(rng: np.random.Generator) -> list[Shape]:
         _e(0.1, 0.3, 0.33, 0.27, ORGAN, ang=-10),  # heart
         _e(0.16, -0.32, 0.1, 0.08, VESSEL),  # aortic knob
         _e(0, 0.0, 0.065, 1.25, BONE, p=6),  # spine
-        _e(-0.36, -0.74, 0.36, 0.035, BONE, ang=10, p=3),  # clavicles
-        _e(0.36, -0.74, 0.36, 0.035, BONE, ang=-10, p=3),
+        _e(-0.36, -0.74, 0.36, 0.035, BONE, ang=10, p=4),  # clavicles
+        _e(0.36, -0.74, 0.36, 0.035, BONE, ang=-10, p=4),
         _e(0.45, 0.68, 0.12, 0.07, GAS),  # stomach bubble
     ]
     return shapes
@@ -153,7 +153,7 @@ def _abdomen(rng: np.random.Generator) -> list[Shape]:
         _e(0.04, 0.17, 0.05, 0.05, VESSEL), _e(-0.1, 0.16, 0.055, 0.04, VESSEL),  # aorta, IVC
         _e(-0.16, 0.36, 0.06, 0.1, SOFT), _e(0.16, 0.36, 0.06, 0.1, SOFT),  # psoas
         _e(0, 0.34, 0.11, 0.1, BONE), _e(0, 0.34, 0.09, 0.08, MARROW),  # vertebra
-        _e(0, 0.5, 0.03, 0.08, BONE, p=3),
+        _e(0, 0.5, 0.03, 0.08, BONE, p=4),
         _e(0.2, -0.28, 0.2, 0.11, FLUID, ang=-10),  # stomach
         _e(0.22, -0.33, 0.14, 0.04, GAS, ang=-10),
     ]
@@ -208,13 +208,13 @@ def _shoulder(rng: np.random.Generator) -> list[Shape]:
         _e(0, 0.1, 1.2, 1.1, FAT, p=4),
         _e(0.05, 0.1, 1.1, 1.0, SOFT, p=4),
         _e(-0.85, 0.65, 0.3, 0.5, LUNG),  # lung apex
-        _e(-0.42, 0.08, 0.32, 0.12, BONE, ang=18, p=3), _e(-0.42, 0.08, 0.28, 0.08, MARROW, ang=18, p=3),  # scapula
-        _e(-0.1, -0.04, 0.07, 0.21, BONE, p=3),  # glenoid
+        _e(-0.42, 0.08, 0.32, 0.12, BONE, ang=18, p=4), _e(-0.42, 0.08, 0.28, 0.08, MARROW, ang=18, p=4),  # scapula
+        _e(-0.1, -0.04, 0.07, 0.21, BONE, p=4),  # glenoid
         _e(0.25, -0.04, 0.29, 0.29, CART),
         _e(0.25, -0.04, 0.26, 0.26, BONE), _e(0.25, -0.04, 0.225, 0.225, MARROW, host=True),  # humeral head
         _e(0.36, 0.62, 0.13, 0.55, BONE, ang=4, p=6), _e(0.36, 0.62, 0.09, 0.53, MARROW, ang=4, p=6),  # shaft
-        _e(0.15, -0.46, 0.36, 0.06, BONE, ang=-8, p=3),  # acromion
-        _e(-0.35, -0.56, 0.45, 0.065, BONE, ang=10, p=3), _e(-0.35, -0.56, 0.42, 0.04, MARROW, ang=10, p=3),
+        _e(0.15, -0.46, 0.36, 0.06, BONE, ang=-8, p=4),  # acromion
+        _e(-0.35, -0.56, 0.45, 0.065, BONE, ang=10, p=4), _e(-0.35, -0.56, 0.42, 0.04, MARROW, ang=10, p=4),
         _e(0.18, -0.33, 0.22, 0.04, LIG, ang=22),  # supraspinatus tendon
         _e(0.15, -0.4, 0.06, 0.025, FLUID),  # subacromial bursa
     ]
@@ -222,9 +222,9 @@ def _shoulder(rng: np.random.Generator) -> list[Shape]:
 
 def _ankle_foot(rng: np.random.Generator) -> list[Shape]:
     return [
-        _e(-0.36, -0.7, 0.27, 0.65, FAT, p=4), _e(0.12, 0.42, 0.82, 0.24, FAT, ang=-6, p=3),
+        _e(-0.36, -0.7, 0.27, 0.65, FAT, p=4), _e(0.12, 0.42, 0.82, 0.24, FAT, ang=-6, p=4),
         _e(-0.44, 0.4, 0.28, 0.25, FAT),
-        _e(-0.36, -0.7, 0.23, 0.65, SOFT, p=4), _e(0.12, 0.42, 0.78, 0.2, SOFT, ang=-6, p=3),
+        _e(-0.36, -0.7, 0.23, 0.65, SOFT, p=4), _e(0.12, 0.42, 0.78, 0.2, SOFT, ang=-6, p=4),
         _e(-0.44, 0.4, 0.24, 0.21, FAT),  # heel pad
         _e(-0.34, -0.68, 0.13, 0.58, BONE, p=6), _e(-0.34, -0.68, 0.09, 0.58, MARROW, p=6, host=True),  # tibia
         _e(-0.3, 0.06, 0.17, 0.12, BONE), _e(-0.3, 0.06, 0.14, 0.095, MARROW),  # talus
@@ -250,7 +250,7 @@ def _spine(rng: np.random.Generator) -> list[Shape]:
         shapes += [
             _e(x, y, 0.17, 0.095, BONE, ang=tilt, p=6), _e(x, y, 0.145, 0.075, MARROW, ang=tilt, p=6, host=True),
             _e(x, y + 0.12, 0.155, 0.022, CART, ang=tilt, p=4), _e(x, y + 0.12, 0.07, 0.012, FLUID, ang=tilt),
-            _e(0.4, y + 0.04, 0.11, 0.04, BONE, ang=25 + tilt, p=3),  # spinous process
+            _e(0.4, y + 0.04, 0.11, 0.04, BONE, ang=25 + tilt, p=4),  # spinous process
             _e(0.27, y + 0.02, 0.05, 0.05, BONE),  # facet / pedicle
         ]
     shapes.append(_e(-0.32, 0, 0.012, 1.35, LIG, p=6))  # anterior longitudinal ligament
@@ -264,7 +264,7 @@ def _neck(rng: np.random.Generator) -> list[Shape]:
         _e(-0.5, -0.36, 0.22, 0.09, SOFT, ang=-32), _e(0.5, -0.36, 0.22, 0.09, SOFT, ang=32),  # SCM
         _e(-0.21, -0.25, 0.14, 0.2, GLAND, ang=22, host=True),  # thyroid lobes and isthmus: the butterfly
         _e(0.21, -0.25, 0.14, 0.2, GLAND, ang=-22, host=True),
-        _e(0, -0.37, 0.13, 0.045, GLAND, p=3),
+        _e(0, -0.37, 0.13, 0.045, GLAND, p=4),
         _e(-0.2, -0.5, 0.2, 0.045, SOFT, ang=8), _e(0.2, -0.5, 0.2, 0.045, SOFT, ang=-8),  # strap muscles
         _e(0, -0.2, 0.13, 0.12, CART), _e(0, -0.2, 0.105, 0.095, GAS),  # trachea
         _e(-0.43, -0.13, 0.07, 0.07, VESSEL), _e(0.43, -0.13, 0.07, 0.07, VESSEL),  # carotids
@@ -323,9 +323,15 @@ def _local(s: Shape, xs: np.ndarray, ys: np.ndarray) -> tuple[slice, slice, np.n
 
 
 def _q(s: Shape, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    if s.p == 2:
-        return (u / s.a) ** 2 + (v / s.b) ** 2
-    return np.abs(u / s.a) ** s.p + np.abs(v / s.b) ** s.p
+    return _pow(u * (1.0 / s.a), s.p) + _pow(v * (1.0 / s.b), s.p)
+
+
+def _pow(t: np.ndarray, p: float) -> np.ndarray:
+    """|t|^p, by multiplication for the even integer exponents the scenes use (pow is slow)."""
+    if p in (2, 4, 6, 8):
+        t2 = t * t
+        return t2 if p == 2 else t2 * t2 if p == 4 else t2 * t2 * t2 if p == 6 else (t2 * t2) ** 2
+    return np.abs(t) ** p
 
 
 def paint(shapes: list[Shape], rows: int, cols: int) -> np.ndarray:
@@ -382,9 +388,12 @@ def place(shapes: list[Shape], pose: Pose, z: float = 0.0, motion: tuple[float, 
     """Move scene shapes into image coordinates; `z` in [-1, 1] is the slice position in the series."""
     c, sn = math.cos(math.radians(pose.angle)), math.sin(math.radians(pose.angle))
     out = []
-    for i, s in enumerate(shapes):
-        w = pose.wobble[i % len(pose.wobble)]
-        grow = 1.0 if i == 0 else float(np.clip(1.0 + 0.22 * z * w[0] - 0.12 * z * z, 0.45, 1.3))
+    groups: dict[tuple[int, int], int] = {}
+    for s in shapes:
+        # shapes centred (nearly) together change together, so nested shells stay nested
+        key = (round(s.cx / 0.05), round(s.cy / 0.05))
+        w = pose.wobble[groups.setdefault(key, len(groups)) % len(pose.wobble)]
+        grow = float(np.clip(1.0 + 0.22 * z * w[0] - 0.12 * z * z, 0.45, 1.3))
         cx, cy = s.cx + 0.03 * z * w[1], s.cy + 0.03 * z * w[2]
         x = pose.scale * (cx * c - cy * sn) + pose.shift[0] + motion[0]
         y = pose.scale * (cx * sn + cy * c) + pose.shift[1] + motion[1]

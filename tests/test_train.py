@@ -1,0 +1,108 @@
+"""The pretraining loop: outputs, bit-for-bit resume, configuration checks, bad input, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner
+
+from modan_dicom.cli import main
+from modan_dicom.config import PretrainConfig, differing_keys
+from modan_dicom.errors import ConfigError, DatasetError
+from modan_dicom.models import load_encoder
+from modan_dicom.train import learning_rate, pretrain
+
+TINY = dict(epochs=2, batch_size=32, image_size=32, stem="torchvision", warmup_epochs=1, workers=1, checkpoint_every=1)
+
+
+def tiny_config(index: Path, out: Path, **overrides) -> dict:
+    return {"index": str(index), "out": str(out), **TINY, **overrides}
+
+
+def subset_index(index: Path, keep: pd.Series, out: Path) -> Path:
+    """Copy the rows of `index` selected by the boolean `keep`, with the index metadata."""
+    table = pq.read_table(index)
+    pq.write_table(table.filter(pa.array(keep.to_numpy())), out)
+    return out
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_pretrain_writes_run_and_resume_is_bit_for_bit(small_index: Path, tmp_path: Path) -> None:
+    straight = pretrain(tiny_config(small_index, tmp_path / "straight"))
+    run = tmp_path / "straight"
+    assert json.loads((run / "config.json").read_text())["temperature"] == 0.07
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2] and metrics["loss"].notna().all()
+    assert (run / "checkpoints" / "epoch_0001.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+    assert load_encoder(straight)(torch.zeros(2, 1, 32, 32)).shape == (2, 512)
+
+    pretrain(tiny_config(small_index, tmp_path / "split", epochs=1))
+    resumed = pretrain(tiny_config(small_index, tmp_path / "split", epochs=2, resume=True))
+    a, b = state(straight), state(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert list(pd.read_csv(tmp_path / "split" / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_resume_with_other_configuration_names_the_keys(small_index: Path, tmp_path: Path) -> None:
+    pretrain(tiny_config(small_index, tmp_path / "run", epochs=1))
+    with pytest.raises(ConfigError, match="lr.*threshold|threshold.*lr"):
+        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2, resume=True, lr=0.2, threshold=0.5))
+    with pytest.raises(ConfigError, match="--resume"):
+        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2))
+
+
+def test_no_usable_rows_and_identical_labels(small_index: Path, tmp_path: Path) -> None:
+    frame = pd.read_parquet(small_index)
+    only_bad = subset_index(small_index, frame["status"] != "ok", tmp_path / "bad.parquet")
+    with pytest.raises(DatasetError, match="no usable rows"):
+        pretrain(tiny_config(only_bad, tmp_path / "a", root=str(small_index.parent)))
+    one_kind = (frame["status"] == "ok") & (frame["modality"] == "MR") & (frame["anatomy"] == "knee")
+    same = subset_index(small_index, one_kind, tmp_path / "same.parquet")
+    with pytest.raises(DatasetError, match="same label"):
+        pretrain(tiny_config(same, tmp_path / "b"))
+
+
+def test_config_defaults_follow_the_paper() -> None:
+    mulsupcon = PretrainConfig(index="i", out="o").resolved()
+    assert (mulsupcon.lr, mulsupcon.temperature, mulsupcon.threshold, mulsupcon.optimizer) == (0.05, 0.07, 0.3, "sgd")
+    assert (mulsupcon.batch_size, mulsupcon.epochs, mulsupcon.momentum, mulsupcon.weight_decay) == (256, 1000, 0.9, 1e-4)
+    assert PretrainConfig(index="i", out="o", method="simclr").resolved().temperature == 0.1
+    assert PretrainConfig(index="i", out="o", method="ce").resolved().optimizer == "adam"
+    other = PretrainConfig(index="i", out="o", lr=0.1, epochs=5, device="cpu").resolved()
+    assert differing_keys(mulsupcon, other) == ["lr"]
+    with pytest.raises(ConfigError):
+        PretrainConfig(index="i", out="o", method="byol").resolved()
+
+
+def test_learning_rate_schedules() -> None:
+    cosine = PretrainConfig(index="i", out="o", epochs=100, warmup_epochs=10).resolved()
+    assert learning_rate(cosine, 0, 10) == pytest.approx(0.05 / 100)
+    assert learning_rate(cosine, 100, 10) == pytest.approx(0.05)
+    assert learning_rate(cosine, 550, 10) == pytest.approx(0.025)
+    step = PretrainConfig(index="i", out="o", epochs=100, schedule="step").resolved()
+    assert [learning_rate(step, e * 10, 10) for e in (0, 70, 80, 90)] == pytest.approx([0.05, 0.005, 5e-4, 5e-5])
+
+
+def test_cli_pretrain_and_errors(small_index: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["pretrain", "--index", str(small_index), "--out", str(tmp_path / "cli"), "--epochs", "1",
+            "--batch-size", "32", "--image-size", "32", "--stem", "torchvision", "--method", "simclr", "--workers", "1"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "encoder.pt").exists()
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["temperature"] == 0.1
+
+    again = runner.invoke(main, args)
+    assert again.exit_code == 2 and "already holds a run" in again.output and "Traceback" not in again.output
+    missing = runner.invoke(main, ["pretrain", "--index", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "nope.parquet" in missing.output
