@@ -28,7 +28,6 @@ from modan_dicom.synth.encode import LOSSY, TRANSFER_SYNTAXES
 from modan_dicom.synth.export import SOP, truncate
 from modan_dicom.synth.pixels import REGIONS as PIXEL_REGIONS
 from modan_dicom.synth.pixels import Look, synth_pixels
-from modan_dicom.synth.radimagenet import FOLDERS
 
 REFERENCE_CLASSES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "radimagenet_classes.csv"
 XR_CODES = {"CR", "DX", "RF"}
@@ -327,13 +326,16 @@ def test_phantoms_differ_by_modality_and_region() -> None:
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path) -> None:
     small = dict(n_patients=3, image_size=32)
-    a = _digest(Path(tmp_path / "a") if synth_export(tmp_path / "a", seed=7, **small) is not None else tmp_path)
-    b = _digest(Path(tmp_path / "b") if synth_export(tmp_path / "b", seed=7, **small) is not None else tmp_path)
+    synth_export(tmp_path / "a", seed=7, **small)
+    synth_export(tmp_path / "b", seed=7, **small)
+    a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert a == b and len(a) > 50
     synth_export(tmp_path / "c", seed=8, **small)
     c = _digest(tmp_path / "c")
     common = set(a) & set(c)
     assert len(common) > 30 and sum(a[p] != c[p] for p in common) == len(common)
+    synth_export(tmp_path / "d", seed=7, workers=2, **small)  # parallel writing: the same bytes
+    assert _digest(tmp_path / "d") == a
 
 
 def test_output_folder_rules(tmp_path: Path) -> None:
@@ -382,14 +384,13 @@ def test_radimagenet_layout(tmp_path: Path) -> None:
     assert set(pngs["anatomy_axis"]) == {"abdomen", "lung", "ankle_foot", "brain", "hip", "knee", "shoulder", "spine",
                                          "thyroid"}
     assert pngs.groupby("label").size().eq(2).all()
-    assert {"MR/brain/pituatary_lesion", "MR/af/achilles_pathology_", "MR/shoulder/ca++_tendinosis"} <= set(pngs["label"])
+    quirky = {"MR/brain/pituatary_lesion", "MR/af/achilles_pathology_", "MR/shoulder/ca++_tendinosis"}
+    assert quirky <= set(pngs["label"])
     if REFERENCE_CLASSES.exists():  # every class folder is a real one, verbatim
         with open(REFERENCE_CLASSES, encoding="utf-8") as handle:
             real = {"/".join(p for p in (r["modality"], r["anatomy_folder"], r["class_folder"]) if p)
                     for r in csv.DictReader(handle)}
         assert set(pngs["label"]) <= real
-    # the same content as the DICOM export: region phantoms under their folders
-    assert len(FOLDERS) == 10
 
 
 # ---- the command line ------------------------------------------------------------------------------

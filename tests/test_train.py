@@ -45,8 +45,13 @@ def test_pretrain_writes_run_and_resume_is_bit_for_bit(small_index: Path, tmp_pa
     assert (run / "checkpoints" / "epoch_0001.pt").exists() and (run / "checkpoints" / "last.pt").exists()
     assert load_encoder(straight)(torch.zeros(2, 1, 32, 32)).shape == (2, 512)
 
-    pretrain(tiny_config(small_index, tmp_path / "split", epochs=1))
-    resumed = pretrain(tiny_config(small_index, tmp_path / "split", epochs=2, resume=True))
+    def killed(stats) -> None:  # the process dies right after epoch 1 was checkpointed
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny_config(small_index, tmp_path / "split"), on_epoch=killed)
+    assert not (tmp_path / "split" / "encoder.pt").exists()
+    resumed = pretrain(tiny_config(small_index, tmp_path / "split", resume=True))
     a, b = state(straight), state(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -54,11 +59,12 @@ def test_pretrain_writes_run_and_resume_is_bit_for_bit(small_index: Path, tmp_pa
 
 
 def test_resume_with_other_configuration_names_the_keys(small_index: Path, tmp_path: Path) -> None:
-    pretrain(tiny_config(small_index, tmp_path / "run", epochs=1))
+    pretrain(tiny_config(small_index, tmp_path / "run", epochs=1, image_size=16, batch_size=64))
     with pytest.raises(ConfigError, match="lr.*threshold|threshold.*lr"):
-        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2, resume=True, lr=0.2, threshold=0.5))
+        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2, resume=True, lr=0.2, threshold=0.5,
+                             image_size=16, batch_size=64))
     with pytest.raises(ConfigError, match="--resume"):
-        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2))
+        pretrain(tiny_config(small_index, tmp_path / "run", epochs=2, image_size=16, batch_size=64))
 
 
 def test_no_usable_rows_and_identical_labels(small_index: Path, tmp_path: Path) -> None:

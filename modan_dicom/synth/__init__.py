@@ -18,7 +18,8 @@ import os
 import pandas as pd
 
 from ..errors import ConfigError
-from .export import MANIFEST_COLUMNS, MANIFEST_NAME, PHI_NAME, STATUSES, Progress, plan_export, prepare_output, write_export
+from .export import (MANIFEST_COLUMNS, MANIFEST_NAME, PHI_NAME, STATUSES, Progress, plan_export, prepare_output,
+                     write_export)
 
 __all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "PHI_NAME", "STATUSES", "LAYOUTS", "synth_export", "patients_for_files"]
 
@@ -43,6 +44,7 @@ def synth_export(
     instances_per_series: int = 3,
     image_size: int = 128,
     images_per_class: int = 4,
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Write a synthetic export under `out` and return its manifest (also written as out/manifest.csv).
@@ -53,6 +55,7 @@ def synth_export(
         a presentation state, an RT structure set, a DICOMDIR, truncated files and non-DICOM files.
     layout "radimagenet": CT|MR/<region>/<class>/*.png and US/<organ>/*.png, images_per_class each.
     image_size: the base edge in pixels (CT/MR image_size^2; US 3/4 x 1; XR 5/4 x 1; PNGs square).
+    workers: processes that render and write the DICOM layout (the bytes do not depend on it).
     progress(done, total) is called as files are written.
 
     `out` must be missing, empty, or a previous synth export (whose files are replaced); anything
@@ -62,7 +65,7 @@ def synth_export(
         raise ConfigError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     counts = {"n_patients": n_patients, "studies_per_patient": studies_per_patient,
               "series_per_study": series_per_study, "instances_per_series": instances_per_series,
-              "images_per_class": images_per_class}
+              "images_per_class": images_per_class, "workers": workers}
     for name, value in counts.items():
         if int(value) < 1:
             raise ConfigError(f"{name} must be at least 1, not {value}")
@@ -78,4 +81,4 @@ def synth_export(
                        series_per_study=series_per_study, instances_per_series=instances_per_series,
                        image_size=image_size)
     root = prepare_output(out)
-    return write_export(plan, root, progress)
+    return write_export(plan, root, progress, workers=workers)

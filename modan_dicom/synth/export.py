@@ -23,6 +23,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -50,12 +51,13 @@ MANIFEST_COLUMNS = (
     "path",  # relative to the export root, POSIX separators
     "status",  # expected index status with the `radimagenet` profile
     "status_full",  # expected index status with the `full` profile
-    "kind",  # image | sr | presentation_state | rtstruct | dicomdir | truncated | text | jpeg | junk | png | manifest | phi
+    # image | sr | presentation_state | rtstruct | dicomdir | truncated | text | jpeg | junk | png | manifest | phi
+    "kind",
     "modality_code",  # DICOM Modality written (CT, MR, US, CR, DX, RF, SR, PR, RTSTRUCT; "" when none)
     "modality",  # expected modality id (CT, MR, US, XR); "" unless status is ok/unmapped
     "modality_axis",  # `radimagenet` profile modality axis ("" for XR)
     "anatomy",  # expected most specific full-vocabulary anatomy id ("" when none)
-    "anatomy_source",  # field deciding the anatomy (AnatomicRegion, BodyPartExamined, SeriesDescription, ...) or "folder"
+    "anatomy_source",  # deciding field: AnatomicRegion, BodyPartExamined, SeriesDescription, ... or "folder"
     "anatomy_axis",  # `radimagenet` profile anatomy axis ("" when none)
     "label",  # RadImageNet 165-class label (class folder path), radimagenet layout only
     "region",  # what the pixels show (a catalog region), whatever the header says
@@ -383,8 +385,8 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
                 instances_per_series: int = 3, image_size: int = 128) -> ExportPlan:
     """Decide every file of a synthetic export (nothing is rendered or written)."""
     for name, value, low in (("n_patients", n_patients, 1), ("studies_per_patient", studies_per_patient, 1),
-                             ("series_per_study", series_per_study, 1), ("instances_per_series", instances_per_series, 1),
-                             ("image_size", image_size, 16)):
+                             ("series_per_study", series_per_study, 1),
+                             ("instances_per_series", instances_per_series, 1), ("image_size", image_size, 16)):
         if int(value) < low:
             raise ValueError(f"{name} must be at least {low}, not {value}")
     plan = ExportPlan(seed, image_size, dict(
@@ -421,7 +423,8 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
                 time=f"{int(rng.integers(7, 19)):02d}{int(rng.integers(0, 60)):02d}{int(rng.integers(0, 60)):02d}",
                 accession=f"ZZPHI{p:04d}{s:02d}{int(rng.integers(100, 999))}",
                 uid=_uid(seed, "study", p, s), institution=inst[0], institution_address=inst[1],
-                referrer=f"ZZPHIDR{int(rng.integers(1, 40)):02d}^REFERRER", operator=f"ZZPHIOP{int(rng.integers(1, 40)):02d}^TECH",
+                referrer=f"ZZPHIDR{int(rng.integers(1, 40)):02d}^REFERRER",
+                operator=f"ZZPHIOP{int(rng.integers(1, 40)):02d}^TECH",
             )
             plan.studies.append(study)
             for k in range(1, series_per_study + 1):
@@ -437,7 +440,8 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
                     bits=int(srng.choice([12, 12, 16])) if code == "MR" else int(srng.choice([12, 14, 16])),
                     monochrome1=code == "CR" or (code == "DX" and srng.random() < 0.25),
                     collimate=bool(srng.random() < 0.5), fluoro=code == "RF", colour=bool(srng.random() < 0.5),
-                    doppler=bool(srng.random() < 0.5), noise_hu=float(srng.uniform(4, 7) if region == "brain" else srng.uniform(9, 20)),
+                    doppler=bool(srng.random() < 0.5),
+                    noise_hu=float(srng.uniform(4, 7) if region == "brain" else srng.uniform(9, 20)),
                     lesion=bool(srng.random() < 0.35),
                 )
                 series = Series(
@@ -756,7 +760,7 @@ def _image_dataset(item: Item, seed: int) -> Dataset:
         ds.RescaleType = "HU"
     elif code == "MR":
         w = s.look.weighting
-        ds.ScanningSequence = ["SE"] if w in ("T1", "PD", "PDFS") else ["SE", "IR"] if w in ("FLAIR", "STIR") else ["SE"]
+        ds.ScanningSequence = ["SE", "IR"] if w in ("FLAIR", "STIR") else ["SE"]
         ds.SequenceVariant = ["SK", "SP"]
         ds.ScanOptions = ["FS"] if w.endswith("FS") else ["PFP"]
         ds.MRAcquisitionType = "2D"
@@ -1179,29 +1183,55 @@ def write_phi(root: Path, values: list[str]) -> None:
         handle.write("\n")
 
 
-def write_export(plan: ExportPlan, out: str | os.PathLike[str], progress: Progress | None = None) -> pd.DataFrame:
-    """Write every planned file under `out` (prepared by `prepare_output`) and the manifest."""
+def write_export(plan: ExportPlan, out: str | os.PathLike[str], progress: Progress | None = None,
+                 workers: int = 1) -> pd.DataFrame:
+    """Write every planned file under `out` (prepared by `prepare_output`) and the manifest.
+
+    workers > 1 renders and writes in that many processes; the files are the same bytes.
+    """
     root = Path(out)
     rows = manifest_rows(plan)
     write_manifest(root, rows)  # claims the folder before the long part
-    total = len(plan.items)
-    made: set[Path] = set()
-    for done, item in enumerate(plan.items, 1):
-        if item.kind in ("manifest", "phi"):
-            continue
-        data = _item_bytes(item, plan)
-        target = root / item.path
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        target.write_bytes(data)
-        if progress is not None:
-            progress(done, total)
+    todo = [i for i, item in enumerate(plan.items) if item.kind not in ("manifest", "phi")]
+    total, done = len(plan.items), 0
+    if workers <= 1:
+        for i in todo:
+            _write_item(plan, root, i)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    else:
+        chunks = [todo[k:k + 32] for k in range(0, len(todo), 32)]
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(plan, root)) as pool:
+            for n in pool.map(_write_chunk, chunks):
+                done += n
+                if progress is not None:
+                    progress(done, total)
     write_phi(root, plan.phi_values())
     frame = write_manifest(root, rows)
     if progress is not None:
         progress(total, total)
     return frame
+
+
+def _write_item(plan: ExportPlan, root: Path, index: int) -> None:
+    item = plan.items[index]
+    target = root / item.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(_item_bytes(item, plan))
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(plan: ExportPlan, root: Path) -> None:
+    _WORKER.update(plan=plan, root=root)
+
+
+def _write_chunk(indices: list[int]) -> int:
+    for i in indices:
+        _write_item(_WORKER["plan"], _WORKER["root"], i)  # type: ignore[arg-type]
+    return len(indices)
 
 
 def _item_bytes(item: Item, plan: ExportPlan) -> bytes:

@@ -82,11 +82,13 @@ def write_radimagenet_export(root: Path, *, seed: int, images_per_class: int, im
     for folder in FOLDERS:
         for c, class_folder in enumerate(folder.classes):
             label = class_label(folder, class_folder)
-            stem = f"{folder.region or class_folder}-{class_folder.strip('_').replace('+', '')}"
+            tidy = class_folder.strip("_").replace("+", "")
+            stem = f"{folder.region}-{tidy}" if folder.region else tidy  # e.g. lung-Nodule00001.png, gb00001.png
             for k in range(1, images_per_class + 1):
                 rng = np.random.default_rng([seed, 31, len(jobs)])
                 region = folder.phantom[c]
-                look = Look(weighting=str(rng.choice(["T1", "T2", "PD", "T2FS", "FLAIR" if region == "brain" else "STIR"])),
+                weighting = str(rng.choice(["T1", "T2", "PD", "T2FS", "FLAIR" if region == "brain" else "STIR"]))
+                look = Look(weighting=weighting,
                             lesion=class_folder not in _NO_LESION, noise_hu=float(rng.uniform(6, 16)))
                 row: dict[str, object] = dict.fromkeys(MANIFEST_COLUMNS, "")
                 row.update(path=f"{label}/{stem}{k:05d}.png", status="ok", status_full="ok", kind="png",
