@@ -117,13 +117,22 @@ def learning_rate(config: PretrainConfig, step: int, steps_per_epoch: int) -> fl
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int) -> Iterator[torch.Tensor]:
-    """Index batches of one epoch over a shard of `n` samples (last partial batch dropped)."""
+def epoch_batches(n: int, batch_size: int, steps: int, seed: int, epoch: int, rank: int) -> Iterator[torch.Tensor]:
+    """`steps` index batches of one epoch over a shard of `n` samples (a fresh permutation per epoch)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7_919 + rank)
     order = torch.randperm(n, generator=generator)
-    size = min(batch_size, n)
-    for start in range(0, n - size + 1, size):
-        yield order[start : start + size]
+    for step in range(steps):
+        yield order[step * batch_size : (step + 1) * batch_size]
+
+
+def epoch_plan(shard_size: int, batch_size: int, runtime: Runtime) -> tuple[int, int]:
+    """(batch size, steps) that every rank can do: the smallest shard decides, the last partial batch is dropped."""
+    smallest = torch.tensor([shard_size], dtype=torch.int64)
+    if runtime.world_size > 1:
+        smallest = smallest.to(runtime.device)
+        dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+    size = min(batch_size, int(smallest.item()))
+    return size, max(1, int(smallest.item()) // size)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
@@ -172,12 +181,11 @@ def _load_bank(config: PretrainConfig, runtime: Runtime, progress) -> ImageBank:
     if not root.is_absolute():
         root = (index_path.parent / root).resolve()
     vocab = Vocabulary.load(config.profile)
-    targets = build_targets(frame, vocab, config.label_axes)
-    bank = build_bank(
+    targets = build_targets(frame, vocab, config.label_axes).shard(runtime.rank, runtime.world_size)
+    return build_bank(
         frame, targets, root, config.image_size, device=runtime.device,
         cache_dir=config.cache_dir, workers=config.workers, progress=progress,
     )
-    return bank.shard(runtime.rank, runtime.world_size)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -247,8 +255,7 @@ def pretrain(
     if config.compile:
         step_model = torch.compile(step_model)
     loss_fn = make_loss(config).to(runtime.device)
-    per_rank_batch = max(1, config.batch_size // runtime.world_size)
-    steps_per_epoch = max(1, len(bank) // min(per_rank_batch, len(bank)))
+    batch_size, steps = epoch_plan(len(bank), max(1, config.batch_size // runtime.world_size), runtime)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -257,8 +264,8 @@ def pretrain(
             seed=config.seed * 1_000_003 + epoch * 7_919 + runtime.rank, device=runtime.device,
         )
         started, seen, total = time.perf_counter(), 0, torch.zeros((), device=runtime.device)
-        for step, batch in enumerate(epoch_batches(len(bank), per_rank_batch, config.seed, epoch, runtime.rank)):
-            lr = learning_rate(config, epoch * steps_per_epoch + step, steps_per_epoch)
+        for step, batch in enumerate(epoch_batches(len(bank), batch_size, steps, config.seed, epoch, runtime.rank)):
+            lr = learning_rate(config, epoch * steps + step, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = batch.to(runtime.device)
@@ -292,7 +299,6 @@ def pretrain(
                 raise
             total += loss.detach()
             seen += len(batch)
-        steps = max(1, seen // min(per_rank_batch, len(bank)))
         mean_loss = float(total) / steps
         if runtime.world_size > 1:
             reduced = torch.tensor([mean_loss, float(seen)], device=runtime.device)

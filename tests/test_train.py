@@ -112,3 +112,25 @@ def test_cli_pretrain_and_errors(small_index: Path, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "already holds a run" in again.output and "Traceback" not in again.output
     missing = runner.invoke(main, ["pretrain", "--index", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "nope.parquet" in missing.output
+
+
+def test_torchrun_two_processes_on_cpu(small_index: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m modan_dicom pretrain ...`: gloo, each rank its shard, one encoder."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(port), "-m", "modan_dicom", "pretrain", "--index", str(small_index),
+               "--out", str(out), "--epochs", "1", "--batch-size", "32", "--image-size", "32",
+               "--stem", "torchvision", "--workers", "1", "--device", "cpu"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["epoch"]) == [1] and metrics["loss"].notna().all()
+    assert load_encoder(out / "encoder.pt")(torch.zeros(2, 1, 32, 32)).shape == (2, 512)

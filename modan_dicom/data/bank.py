@@ -58,20 +58,6 @@ class ImageBank:
             self.paths,
         )
 
-    def shard(self, rank: int, world_size: int) -> ImageBank:
-        """This rank's share (every `world_size`-th sample from `rank`), for data-parallel training."""
-        if world_size == 1:
-            return self
-        take = torch.arange(rank, len(self), world_size, device=self.images.device)
-        return ImageBank(
-            self.images[take],
-            self.multi_hot[take],
-            self.classes[take],
-            self.axes,
-            self.class_names,
-            [self.paths[i] for i in take.tolist()],
-        )
-
 
 def bank_items(index: pd.DataFrame, rows: np.ndarray, root: Path, image_size: int) -> list[dict]:
     """The cache items of the selected index rows: absolute path plus what invalidates a cached copy."""

@@ -38,6 +38,11 @@ class Targets:
     classes: np.ndarray
     class_names: list[str]
 
+    def shard(self, rank: int, world_size: int) -> Targets:
+        """Every `world_size`-th sample from `rank`: one data-parallel rank's share (axes and classes kept)."""
+        take = slice(rank, None, world_size)
+        return Targets(self.rows[take], self.multi_hot[take], self.axes, self.classes[take], self.class_names)
+
 
 def _normalise_laterality(value: object) -> str | None:
     text = str(value or "").strip().upper()
