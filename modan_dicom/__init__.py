@@ -11,8 +11,7 @@ Heavy dependencies (torch, MONAI) are imported only when a name that needs them 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -25,19 +24,18 @@ _EXPORTS = {
     "read_index": "modan_dicom.ingest",
     "load_image": "modan_dicom.imaging",
     "synth_export": "modan_dicom.synth",
+    "PretrainConfig": "modan_dicom.config",
+    "pretrain": "modan_dicom.train",
+    "load_encoder": "modan_dicom.models",
+    "save_encoder": "modan_dicom.models",
+    "MulSupConLoss": "modan_dicom.losses",
+    "SupConLoss": "modan_dicom.losses",
+    "NTXentLoss": "modan_dicom.losses",
+    "jaccard_matrix": "modan_dicom.losses",
+    "run_demo": "modan_dicom.demo",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modan_dicom' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

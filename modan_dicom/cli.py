@@ -6,7 +6,9 @@ status 2; `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -59,6 +61,21 @@ def existing_path(value: str) -> Path:
 
         raise SourceError(f"{value}: no such file or folder")
     return path
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, unit: str = "files") -> Iterator[Callable[[int, int | None], None]]:
+    """A transient rich progress bar; yields the `progress(done, total)` callback library functions take."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 # ---- commands (one block per stage; each calls one library function) ----
@@ -150,17 +167,9 @@ def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compil
 @click.option("--layout", type=click.Choice(["auto", "dicom", "radimagenet"]), default="auto", show_default=True)
 def index(source: str, output: str, profile: str, workers: int, salt: str | None, keep_uids: bool, layout: str) -> None:
     """Index every file under SOURCE: one row per file with header values, labels and status."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .ingest.index import run_index
 
-    with Progress(TextColumn("[bold]index"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("index", total=None)
-
-        def on_progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar("index") as on_progress:
         result = run_index(source, output, profile=profile, workers=workers, salt=salt, keep_uids=keep_uids,
                            layout=layout, progress=on_progress, return_frame=False)
     from rich.markup import escape
@@ -308,17 +317,9 @@ def vocab_map(text: str, modality: str | None, profile: str, expand_ancestors: b
 def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int, workers: int) -> None:
     """Write a deterministic synthetic PACS export (or RadImageNet-style folders) to OUT, with manifest.csv."""
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .synth import synth_export
 
-    with Progress(TextColumn("[bold]synth"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("synth", total=None)
-
-        def on_progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar("synth") as on_progress:
         manifest = synth_export(out_dir, seed=seed, layout=layout, n_patients=patients, image_size=image_size,
                                 workers=workers, progress=on_progress)
     counts = manifest["status"].value_counts()
