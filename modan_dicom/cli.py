@@ -354,3 +354,105 @@ def demo(out_dir: str, seed: int, patients: int, epochs: int, workers: int) -> N
     for name, path in result.artefacts.items():
         table.add_row(name, escape(str(path)), escape(result.notes.get(name, "")))
     out.print(table)
+
+
+# ---- embed and visualize: the paper's Figure 2 ---------------------------------------------------
+
+
+@main.command("embed")
+@click.option("--index", "index_path", required=True, type=click.Path(), help="index.parquet from `modan-dicom index`.")
+@click.option("--init", "inits", multiple=True, required=True,
+              help="NAME=encoder.pt, scratch, scratch:SEED or imagenet (or NAME=scratch / NAME=imagenet); repeat.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The embeddings file to write (Parquet).")
+@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True,
+              help="Side of the images fed to the encoders (use the pretraining image size).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many images, stratified by modality/anatomy.")
+@click.option("--vocab", "profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) of the labels.")
+@click.option("--root", type=click.Path(), default=None, help="Folder the index paths start from (default: the indexed source).")
+@click.option("--imagenet-weights", type=click.Path(), default=None, help="torchvision's resnet18-f37072fd.pth (default: the torch hub cache).")
+@click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True, help="Stem of scratch encoders.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Decoding workers.")
+@click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache (shared with pretrain).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The --limit sample and scratch init.")
+def embed_command(index_path: str, inits: tuple[str, ...], output: str, **options: Any) -> None:
+    """Write penultimate-layer features of an index's images for one or more encoders (Parquet)."""
+    from rich.markup import escape
+
+    from .evaluate.embed import embed, parse_inits, read_embeddings_meta
+
+    encoders = parse_inits(inits)
+    with progress_bar("embed", "images") as on_progress:
+        path = embed(index_path, encoders, output, progress=on_progress, **options)
+    meta = read_embeddings_meta(path)
+    console.print(f"embeddings written to [bold]{escape(str(path))}[/] ({meta['n_images']} images × "
+                  f"{len(meta['encoders'])} encoders: {escape(', '.join(e['name'] for e in meta['encoders']))}; "
+                  f"{meta['feature_dim']}-d, image size {meta['image_size']}, profile {escape(meta['profile'])})",
+                  soft_wrap=True)
+
+
+@main.command("visualize")
+@click.argument("embeddings", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="The PNG to write.")
+@click.option("--encoders", default=None, help="Comma list of encoders, in panel order (default: all, file order).")
+@click.option("--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
+@click.option("--min-dist", type=click.FloatRange(min=0.0), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="UMAP random_state.")
+@click.option("--point-size", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Marker area (default: by point count).")
+@click.option("--dpi", type=click.IntRange(min=30), default=150, show_default=True)
+def visualize_command(embeddings: str, output: str, encoders: str | None, **options: Any) -> None:
+    """Draw UMAPs of the features in EMBEDDINGS, one panel per encoder, coloured by modality/anatomy (PNG)."""
+    from rich.markup import escape
+
+    from .evaluate.visualize import visualize
+
+    names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
+    with progress_bar("umap", "panels") as on_progress:
+        path = visualize(embeddings, output, encoders=names, progress=on_progress, **options)
+    console.print(f"figure written to [bold]{escape(str(path))}[/]", soft_wrap=True)
+
+
+# ---- report: paper-style tables, fold-level comparison, AUC intervals, ROC curves -------------
+
+
+def render_paper_tables(tables: list[Any]) -> None:
+    """Print `modan_dicom.evaluate.report.PaperTable`s as rich tables (bold where the paper is bold)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for paper in tables:
+        table = Table(title=paper.title, title_justify="left")
+        for k, name in enumerate(paper.header):
+            table.add_column(escape(name), justify="left" if k == 0 else "right")
+        for row in paper.rows:
+            table.add_row(*(f"[bold]{escape(c.text)}[/]" if c.bold else escape(c.text) for c in row))
+        out.print(table)
+
+
+@main.command("report")
+@click.argument("runs_csv", metavar="RUNS.csv", type=click.Path())
+@click.option("--reference", required=True, help="The init every other init is tested against (e.g. mulsupcon).")
+@click.option("--alternative", type=click.Choice(["two-sided", "greater", "less"]), default="two-sided",
+              show_default=True, help="Wilcoxon alternative on (reference - init); greater: the reference is better.")
+@click.option("--predictions", type=click.Path(), default=None,
+              help="Per-image test predictions (default: predictions.parquet beside RUNS.csv, if any).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--n-boot", type=click.IntRange(min=1), default=2000, show_default=True, help="Group-bootstrap replicates.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def report(runs_csv: str, reference: str, alternative: str, predictions: str | None, out_dir: str, n_boot: int,
+           seed: int) -> None:
+    """Recompute the paper's tables (mean AUC, Wilcoxon p) from RUNS.csv and write the report to -o."""
+    from rich.markup import escape
+
+    from .evaluate.report import default_predictions, write_report
+
+    source = predictions if predictions is not None else default_predictions(runs_csv)
+    with console.status("report"):
+        result = write_report(runs_csv, out_dir, reference=reference, alternative=alternative, predictions=source,
+                              n_boot=n_boot, seed=seed)
+    render_paper_tables(result.tables)
+    if source is None:
+        console.print("no predictions: ci.csv and ROC curves skipped (give --predictions)")
+    console.print(f"report written to [bold]{escape(str(result.out_dir))}[/]: "
+                  + ", ".join(escape(p.name) for p in result.files), soft_wrap=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
 
-from ..errors import DatasetError
+from ..errors import DatasetError, ModanError
 from .targets import Targets
 from .transforms import LoadResizedd
 
@@ -57,6 +57,16 @@ class ImageBank:
             self.class_names,
             self.paths,
         )
+
+
+def _user_error(exc: BaseException) -> ModanError | None:
+    """The `ModanError` behind `exc`: MONAI re-raises a transform's error wrapped in a RuntimeError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModanError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def bank_items(index: pd.DataFrame, rows: np.ndarray, root: Path, image_size: int) -> list[dict]:
@@ -116,12 +126,11 @@ def build_bank(
             images = torch.stack([torch.as_tensor(dataset[i]["image"]) for i in range(len(dataset))])
             if progress is not None:
                 progress(len(items), len(items))
-    except Exception as exc:  # a decoder error names the file; keep it one line for the user
-        from ..errors import ModanError
-
-        if isinstance(exc, ModanError):
-            raise DatasetError(f"cannot build the image bank: {exc}") from exc
-        raise
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is None:
+            raise
+        raise DatasetError(f"cannot build the image bank: {cause}") from exc
     return ImageBank(
         images=images.to(torch.uint8).contiguous().to(device),
         multi_hot=torch.as_tensor(targets.multi_hot, dtype=torch.float32, device=device),

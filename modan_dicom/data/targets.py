@@ -45,16 +45,16 @@ class Targets:
 
 
 def _normalise_laterality(value: object) -> str | None:
-    text = str(value or "").strip().upper()
+    text = str(value).strip().upper() if isinstance(value, str) else ""
     return {"L": "L", "R": "R", "B": "B", "LEFT": "L", "RIGHT": "R", "BOTH": "B"}.get(text)
 
 
 def _normalise_manufacturer(value: object) -> str | None:
-    words = re.findall(r"[a-z0-9]+", str(value or "").lower())
+    words = re.findall(r"[a-z0-9]+", value.lower()) if isinstance(value, str) else []
     return words[0] if words else None
 
 
-def _one_hot_axis(values: pd.Series, prefix: str) -> tuple[np.ndarray, list[str]]:
+def _one_hot_axis(values: list[str | None], prefix: str) -> tuple[np.ndarray, list[str]]:
     names = sorted({v for v in values if v is not None})
     matrix = np.zeros((len(values), len(names)), dtype=np.float32)
     position = {name: i for i, name in enumerate(names)}
@@ -112,16 +112,15 @@ def build_targets(
     ]
     blocks, axes = [encoded[:, keep].astype(np.float32)], [vocab.labels[j] for j in keep]
     subset = index.iloc[rows]
-    if "laterality" in label_axes:
-        column = subset.get("Laterality", pd.Series([None] * len(subset)))
-        matrix, names = _one_hot_axis(column.map(_normalise_laterality).reset_index(drop=True), "laterality")
-        blocks.append(matrix)
-        axes += names
-    if "manufacturer" in label_axes:
-        column = subset.get("Manufacturer", pd.Series([None] * len(subset)))
-        matrix, names = _one_hot_axis(column.map(_normalise_manufacturer).reset_index(drop=True), "manufacturer")
-        blocks.append(matrix)
-        axes += names
+    for axis, column, normalise in (
+        ("laterality", "Laterality", _normalise_laterality),
+        ("manufacturer", "Manufacturer", _normalise_manufacturer),
+    ):
+        if axis in label_axes:
+            raw = subset[column].tolist() if column in subset else [None] * len(subset)
+            matrix, names = _one_hot_axis([normalise(v) for v in raw], axis)
+            blocks.append(matrix)
+            axes += names
     multi_hot = np.concatenate(blocks, axis=1)
     if len(rows) > 1 and np.all(multi_hot == multi_hot[:1]):
         raise DatasetError(

@@ -443,6 +443,7 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
                     doppler=bool(srng.random() < 0.5),
                     noise_hu=float(srng.uniform(4, 7) if region == "brain" else srng.uniform(9, 20)),
                     lesion=bool(srng.random() < 0.35),
+                    vary=1.0,  # archive-like field of view, pose, build, window, noise (pixels.Variation)
                 )
                 series = Series(
                     study=study, index=k, number=k if code != "MR" else 100 * k + 1, uid=_uid(seed, "series", p, s, k),

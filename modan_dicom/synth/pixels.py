@@ -21,6 +21,7 @@ Coordinates: x to the right, y down, the shorter image side spans [-1, 1].
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -441,6 +442,188 @@ class PixelImage:
         return self.pixels.shape[0] if self.pixels.ndim == (4 if colour else 3) else 1
 
 
+# ---- archive-like variation -----------------------------------------------------------------------
+
+# Axial sections of the head and trunk are framed whole (a smaller MR field of view folds the body
+# back in, wrap-around; a CT reconstruction that cuts the body shows truncation artefacts), and knee
+# coils image the joint with margin: for these the body outline stays off the image corners.
+_FRAMED_WHOLE = frozenset({"brain", "lung", "abdomen", "thyroid", "knee"})
+_LIMBS = frozenset({"knee", "hip", "shoulder", "ankle_foot"})
+# generic CT windows (centre, width) a series may store first instead of its region's usual one
+_CT_PRESETS = ((40.0, 400.0), (500.0, 2000.0), (-600.0, 1500.0), (50.0, 350.0))
+
+
+@dataclass(frozen=True)
+class Variation:
+    """Per-series nuisance of a real archive (patient, positioning, protocol, display, vendor).
+
+    None of it tells the modality or the region. `Variation()` is the canonical phantom (no change).
+    Geometry is in image units (the shorter side spans [-1, 1]).
+    """
+
+    zoom: float = 1.0  # field of view: > 1 magnifies (the anatomy may be cut off), < 1 shows it small
+    angle: float = 0.0  # in-plane rotation, degrees
+    shift: tuple[float, float] = (0.0, 0.0)  # translation of the anatomy
+    habitus: tuple[float, float] = (1.0, 1.0)  # body width and height factors
+    fat: float = 1.0  # growth of the outer fat shell
+    flip: bool = False  # mirrored: the other side's limb
+    z_shift: float = 0.0  # slice level offset in the series' z units
+    window: tuple[float, float] = (0.0, 1.0)  # CT/MR/XR stored window: centre offset (x width), width factor
+    preset: int = -1  # CT: index into _CT_PRESETS stored first, -1 the region's usual window
+    gamma: float = 1.0  # grey-level curve (protocol, vendor processing)
+    noise: float = 1.0  # noise level factor (dose, field strength, averages)
+    kernel: float = 0.0  # > 0: edge enhancement (sharp kernel); < 0: extra smoothing of this sigma (pixels)
+    bias: float = 1.0  # MR bias-field strength factor
+    coil: float = 0.0  # MR: radius of a surface/limb coil's sensitive volume (0: uniform body coil)
+    gain_db: float = 0.0  # US: overall gain offset
+    dynamic_range: float = 1.0  # US: dynamic-range factor
+    depth: float = 1.0  # US: imaging depth factor (< 1: shallower sector)
+    grain: float = 1.0  # US: speckle size factor (lower probe frequency: coarser)
+    text: int = -1  # burned-in text block: 0 top-right, 1 bottom-right, 2 bottom-left corner; -1 none
+    detail_seed: int = 0  # seeds the series' drawn details (text glyphs, table)
+    table: bool = False  # CT: the patient table under the body
+    fov: float = 0.985  # CT: squared radius of the reconstruction circle
+
+
+def draw_variation(rng: np.random.Generator, modality: str, region: str, strength: float = 1.0) -> Variation:
+    """Draw a series' `Variation`; `strength` in [0, 1] scales every range (0: the canonical phantom)."""
+    s = float(strength)
+
+    def log_uniform(low: float, high: float) -> float:
+        return math.exp(s * rng.uniform(math.log(low), math.log(high)))
+
+    def chance(p: float) -> bool:
+        return bool(rng.random() < s * p)
+
+    if modality == "US":
+        zoom, angle, shift = log_uniform(0.7, 1.45), s * rng.uniform(-40, 40), s * rng.uniform(-0.2, 0.2, 2)
+    elif modality == "XR":
+        zoom, angle, shift = log_uniform(0.75, 1.3), s * rng.uniform(-15, 15), s * rng.uniform(-0.15, 0.15, 2)
+    else:  # CT fits its display field of view to the body more tightly than MR does
+        low = 0.85 if modality == "CT" else 0.6
+        zoom, angle, shift = log_uniform(low, 1.5), s * rng.uniform(-30, 30), s * rng.uniform(-0.3, 0.3, 2)
+    habitus = (log_uniform(0.85, 1.2), log_uniform(0.9, 1.12))
+    fat = log_uniform(1.0, 1.15)
+    flip = region in _LIMBS and chance(0.5)
+    z_shift = s * rng.uniform(-0.25, 0.25)
+    window = (s * rng.uniform(-0.15, 0.15), log_uniform(0.7, 1.5))
+    preset = int(rng.integers(len(_CT_PRESETS))) if chance(0.3) else -1
+    gamma = log_uniform(0.75, 1.25) if modality == "US" else log_uniform(0.7, 1.45)
+    noise = log_uniform(0.6, 2.0)
+    kernel = s * (rng.uniform(0.2, 1.2) if rng.random() < 0.4 else -rng.uniform(0.0, 0.8))
+    bias = log_uniform(0.5, 2.2)
+    coil = rng.uniform(0.9, 1.3) if (region in _LIMBS or region == "spine") and chance(0.6) else 0.0
+    gain_db, dynamic_range = s * rng.uniform(-5, 5), log_uniform(0.85, 1.25)
+    depth, grain = log_uniform(0.8, 1.1), log_uniform(0.7, 1.5)
+    p_text = {"US": 0.6, "XR": 0.3}.get(modality, 0.15)
+    text = int(rng.integers(3)) if chance(p_text) else -1
+    detail_seed = int(rng.integers(1 << 31))
+    table = modality == "CT" and chance(0.6)
+    fov = 0.985 - s * rng.uniform(0.0, 0.16)
+    return Variation(float(zoom), float(angle), (float(shift[0]), float(shift[1])), habitus, fat, flip,
+                     float(z_shift), (float(window[0]), float(window[1])), preset, gamma, noise, float(kernel),
+                     bias, float(coil), float(gain_db), dynamic_range, depth, grain, text, detail_seed, table,
+                     float(fov))
+
+
+def vary_scene(shapes: list[Shape], var: Variation) -> list[Shape]:
+    """The patient's build: the scene stretched by the habitus, the outer fat shell grown, maybe mirrored."""
+    if var == _CANONICAL:
+        return shapes
+    hx, hy = var.habitus
+    out = []
+    for k, s in enumerate(shapes):
+        grow = var.fat if k == 0 and s.tissue == FAT else 1.0
+        cx = -s.cx if var.flip else s.cx
+        out.append(s._replace(cx=cx * hx, cy=s.cy * hy, a=s.a * hx * grow, b=s.b * hy * grow,
+                              ang=-s.ang if var.flip else s.ang))
+    return out
+
+
+def vary_pose(pose: Pose, var: Variation) -> Pose:
+    """`pose` turned by `var.angle` and moved by `var.shift` (its zoom is applied when the pose is drawn)."""
+    return Pose(pose.scale, pose.angle + var.angle, (pose.shift[0] + var.shift[0], pose.shift[1] + var.shift[1]),
+                pose.wobble)
+
+
+def corners_clear(body: Shape, rows: int, cols: int, margin: float = 0.08) -> bool:
+    """Whether the outline `body` (grown by the largest slice change) leaves all four image corners free."""
+    half = min(rows, cols) / 2.0
+    x, y = cols / (2.0 * half) - margin, rows / (2.0 * half) - margin
+    grown = body._replace(a=body.a * 1.25, b=body.b * 1.25)
+    c, sn = math.cos(math.radians(grown.ang)), math.sin(math.radians(grown.ang))
+    for px, py in ((-x, -y), (x, -y), (-x, y), (x, y)):
+        dx, dy = np.float32(px - grown.cx), np.float32(py - grown.cy)
+        if float(_q(grown, dx * c + dy * sn, dy * c - dx * sn)) <= 1.0:
+            return False
+    return True
+
+
+def burn_text(grey: np.ndarray, var: Variation, value: float) -> None:
+    """Burn a block of text-like glyphs (3 x 5 cells) into the last two axes of `grey`, in place."""
+    if var.text < 0:
+        return
+    rows, cols = grey.shape[-2:]
+    rng = np.random.default_rng([var.detail_seed, 41])
+    unit = max(1, min(rows, cols) // 100)
+    lines, chars = int(rng.integers(1, 5)), int(rng.integers(5, 14))
+    cell_w, cell_h = 4 * unit, 7 * unit
+    chars = max(1, min(chars, (cols // 2) // cell_w))
+    lines = max(1, min(lines, (rows // 3) // cell_h))
+    glyphs = rng.random((lines, chars, 5, 3)) < 0.45
+    glyphs[:, rng.random(chars) < 0.15] = False  # spaces
+    block = np.zeros((lines * cell_h, chars * cell_w), bool)
+    for i in range(lines):
+        for j in range(chars):
+            cell = np.kron(glyphs[i, j], np.ones((unit, unit), bool))
+            block[i * cell_h + unit: i * cell_h + 6 * unit, j * cell_w: j * cell_w + 3 * unit] = cell
+    margin = max(2, rows // 40)
+    top = margin if var.text == 0 else rows - margin - block.shape[0]
+    left = margin if var.text == 2 else cols - margin - block.shape[1]
+    if top < 0 or left < 0:
+        return
+    window = grey[..., top: top + block.shape[0], left: left + block.shape[1]]
+    window[..., block] = value
+
+
+def ct_table(hu: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> None:
+    """Paint the patient table (two carbon-fibre shells around foam) below the body, in air only, in place."""
+    rows, cols = label.shape
+    body_rows = np.flatnonzero((label != AIR).any(axis=1))
+    if body_rows.size == 0:
+        return
+    xs, ys = _axes(rows, cols)
+    top = float(ys[body_rows[-1]]) + rng.uniform(0.02, 0.08)
+    if top > 0.9:
+        return
+    curve = rng.uniform(0.0, 0.12)
+    surface = top - curve * (1.0 - xs[None, :] ** 2)  # a shallow cradle, higher at the sides
+    depth = ys[:, None] - surface
+    width = np.abs(xs)[None, :] <= rng.uniform(0.6, 0.85)
+    plate = rng.uniform(0.015, 0.03)
+    thick = rng.uniform(0.05, 0.1)
+    table = np.where((depth >= 0) & (depth < plate) | (depth >= thick - plate) & (depth < thick), rng.uniform(150, 450),
+                     np.where((depth >= plate) & (depth < thick - plate), rng.uniform(-900, -700), np.nan))
+    paint_here = width & (label == AIR) & ~np.isnan(table)
+    hu[paint_here] = table[paint_here]
+
+
+def coil_sensitivity(rows: int, cols: int, radius: float) -> np.ndarray:
+    """A limb or surface coil's receive sensitivity (rows, cols): 1 inside `radius`, falling off outside."""
+    xs, ys = _axes(rows, cols)
+    r = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2) / radius
+    return (1.0 / (1.0 + r**8)).astype(np.float32)
+
+
+def vary_window(window: tuple[float, float], var: Variation) -> tuple[float, float]:
+    """A stored window (centre, width) moved by the series' display choice."""
+    c, w = window
+    return c + var.window[0] * w, max(w * var.window[1], 1.0)
+
+
+_CANONICAL = Variation()
+
+
 # ---- modality renderers ---------------------------------------------------------------------------
 
 
@@ -466,20 +649,32 @@ CT_WINDOWS = {
 }
 
 
-def render_ct(label: np.ndarray, rng: np.random.Generator, *, noise_hu: float, region: str) -> PixelImage:
-    """CT: HU per tissue, partial volume, correlated noise, circular FOV; stored = HU + 1024 (12 bits)."""
+def render_ct(label: np.ndarray, rng: np.random.Generator, *, noise_hu: float, region: str,
+              var: Variation = _CANONICAL) -> PixelImage:
+    """CT: HU per tissue, partial volume, correlated noise, circular FOV; stored = HU + 1024 (12 bits).
+
+    var: the series' table, reconstruction kernel, noise factor, FOV radius, stored window, text.
+    """
     rows, cols = label.shape
     hu = (_CT_HU + rng.uniform(-8, 8, N_TISSUES).astype(np.float32))[label]
     lung = label == LUNG
     if lung.any():  # parenchymal texture
         hu[lung] += 35.0 * _smooth_noise(rng, label.shape, 1.2)[lung]
-    hu = ndimage.gaussian_filter(hu, 0.6)
-    hu += noise_hu * _smooth_noise(rng, label.shape, 0.8)
+    if var.table:
+        ct_table(hu, label, np.random.default_rng([var.detail_seed, 43]))
+    hu = ndimage.gaussian_filter(hu, 0.6 + max(0.0, -var.kernel))
+    hu += noise_hu * var.noise * _smooth_noise(rng, label.shape, 0.8)
+    if var.kernel > 0:  # a sharp reconstruction kernel: edges and noise enhanced
+        hu += var.kernel * (hu - ndimage.gaussian_filter(hu, 1.0))
     xs, ys = _axes(rows, cols)
-    fov = (xs[None, :] ** 2 + ys[:, None] ** 2) > 0.985
+    fov = (xs[None, :] ** 2 + ys[:, None] ** 2) > var.fov
     hu[fov] = -1024.0
+    burn_text(hu, var, 2500.0)
     stored = np.rint(np.clip(hu, -1024.0, 3000.0) + 1024.0).astype(np.uint16)
     windows = CT_WINDOWS.get(region, ((400.0, 1800.0), (40.0, 400.0)))
+    if var != _CANONICAL:
+        first = _CT_PRESETS[var.preset] if var.preset >= 0 else windows[0]
+        windows = (vary_window(first, var),) + tuple(w for w in windows if w != first)
     return PixelImage(stored, "MONOCHROME2", 12, (1.0, -1024.0), "HU", windows)
 
 
@@ -502,42 +697,61 @@ def mr_contrast(weighting: str) -> tuple[np.ndarray, float]:
     return lut, 0.5
 
 
-def render_mr(label: np.ndarray, rng: np.random.Generator, *, weighting: str, bits: int) -> PixelImage:
-    """MR: tissue contrast x texture x smooth bias field, then Rician noise; no physical units."""
+def render_mr(label: np.ndarray, rng: np.random.Generator, *, weighting: str, bits: int,
+              var: Variation = _CANONICAL) -> PixelImage:
+    """MR: tissue contrast x texture x smooth bias field, then Rician noise; no physical units.
+
+    var: the series' grey-level curve, bias strength, coil falloff, noise level, filter, window, text.
+    """
     rows, cols = label.shape
     lut, blur = mr_contrast(weighting)
     s = _tissue_lut(lut, rng, 0.08)[label]
     s *= 1.0 + 0.06 * _smooth_noise(rng, label.shape, 2.0)
     s = ndimage.gaussian_filter(s, blur)
+    if var.gamma != 1.0:  # TE/TR/flip angle and vendor scaling bend the contrast
+        peak = max(float(lut.max()), 1.0)
+        s = peak * np.power(np.clip(s / peak, 0.0, None), var.gamma)
     xs, ys = _axes(rows, cols)
     x, y = xs[None, :], ys[:, None]
-    k = rng.uniform(-0.3, 0.3, 5).astype(np.float32)
+    k = rng.uniform(-0.3, 0.3, 5).astype(np.float32) * np.float32(var.bias)
     bias = np.exp(k[0] * x + k[1] * y + k[2] * x * x + k[3] * y * y + k[4] * x * y)
+    if var.coil:
+        bias = bias * coil_sensitivity(rows, cols, var.coil)
     gain = rng.uniform(0.8, 1.6) * (4.0 if bits > 12 else 1.0)
     s = s * bias * gain
-    sigma = rng.uniform(0.02, 0.045) * float(np.percentile(s, 95))
+    sigma = rng.uniform(0.02, 0.045) * var.noise * float(np.percentile(s, 95))
     n1 = rng.standard_normal(s.shape, dtype=np.float32)
     n2 = rng.standard_normal(s.shape, dtype=np.float32)
     mag = np.sqrt((s + sigma * n1) ** 2 + (sigma * n2) ** 2)
+    if var.kernel < 0:  # the vendor's denoising filter
+        mag = ndimage.gaussian_filter(mag, -var.kernel)
     top = (1 << bits) - 1
     stored = np.rint(np.clip(mag, 0, top)).astype(np.uint16)
     lo, hi = np.percentile(stored, [1.0, 99.5])
-    return PixelImage(stored, "MONOCHROME2", bits, None, None, (((lo + hi) / 2.0, max(hi - lo, 1.0)),))
+    window = ((lo + hi) / 2.0, max(hi - lo, 1.0))
+    if var != _CANONICAL:
+        window = vary_window(window, var)
+        burn_text(stored, var, min(top, 1.1 * hi))
+    return PixelImage(stored, "MONOCHROME2", bits, None, None, (window,))
 
 
-def us_sector(rows: int, cols: int, probe: str, spread: float) -> tuple[np.ndarray, np.ndarray]:
-    """The imaged area (bool mask, rows x cols) and depth in [0, 1] for a curved or linear probe."""
+def us_sector(rows: int, cols: int, probe: str, spread: float, depth_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The imaged area (bool mask, rows x cols) and depth in [0, 1] for a curved or linear probe.
+
+    depth_factor < 1 images less deep (the sector ends higher up the image).
+    """
     xs, ys = _axes(rows, cols)
     x, y = xs[None, :], ys[:, None]
     if probe == "linear":
         half = 0.55 + 0.25 * spread
-        mask = (np.abs(x) <= half) & (y >= -0.92) & (y <= 0.92)
-        depth = np.broadcast_to((y + 0.92) / 1.84, mask.shape)
+        span = 1.84 * depth_factor
+        mask = (np.abs(x) <= half) & (y >= -0.92) & (y <= span - 0.92)
+        depth = np.broadcast_to((y + 0.92) / span, mask.shape)
     else:
         apex = -1.3
         r = np.sqrt(x * x + (y - apex) ** 2)
         theta = np.arctan2(x, y - apex)
-        r0, r1 = 0.38, 2.2
+        r0, r1 = 0.38, 0.38 + 1.82 * depth_factor
         mask = (r >= r0) & (r <= r1) & (np.abs(theta) <= math.radians(28 + 12 * spread))
         depth = (r - r0) / (r1 - r0)
     return mask, np.clip(depth, 0.0, 1.0).astype(np.float32)
@@ -551,18 +765,19 @@ def _speckle(rng: np.random.Generator, shape: tuple[int, int], lateral: float, a
 
 
 def render_us(labels: list[np.ndarray], rng: np.random.Generator, *, probe: str, spread: float,
-              colour: bool, doppler: bool) -> PixelImage:
+              colour: bool, doppler: bool, var: Variation = _CANONICAL) -> PixelImage:
     """US: echogenicity x Rayleigh speckle x shadows x attenuation, log-compressed, black outside the sector.
 
     labels: one tissue map per frame (cine clips have several).
+    var: the series' depth, speckle size, gain, dynamic range, grey map (gamma), text.
     """
     rows, cols = labels[0].shape
-    mask, depth = us_sector(rows, cols, probe, spread)
+    mask, depth = us_sector(rows, cols, probe, spread, var.depth)
     lut = _tissue_lut(_US_ECHO, rng, 0.1)
-    grain = max(rows, cols) / 256.0
+    grain = max(rows, cols) / 256.0 * var.grain
     field = _speckle(rng, (rows, cols), 1.6 * grain, 0.7 * grain)
-    dynamic_range = rng.uniform(45, 60)
-    gain_db = rng.uniform(-4, 2)
+    dynamic_range = rng.uniform(45, 60) * var.dynamic_range
+    gain_db = rng.uniform(-4, 2) + var.gain_db
     tgc = rng.uniform(0.6, 1.4)
     frames = []
     for label in labels:
@@ -581,13 +796,15 @@ def render_us(labels: list[np.ndarray], rng: np.random.Generator, *, probe: str,
         intensity = echo * speckle * shadow * near * np.exp(-tgc * depth)
         db = 20.0 * np.log10(intensity + 1e-5) + gain_db - 18.0  # mid-grey parenchyma
         db = ndimage.gaussian_filter(db, 0.6 * grain)  # spatial compounding / persistence
-        grey = np.clip((db + dynamic_range) / dynamic_range, 0.0, 1.0) * 255.0
+        grey = np.clip((db + dynamic_range) / dynamic_range, 0.0, 1.0)
+        grey = (grey if var.gamma == 1.0 else np.power(grey, var.gamma)) * 255.0  # the grey map
         grey[~mask] = 0.0
         frames.append(grey)
     grey = np.rint(np.stack(frames)).astype(np.uint8)
     # depth-scale ticks beside the sector (burned-in annotation, away from the corners)
     tick_col = min(cols - 3, int(cols * 0.9))
     grey[:, int(rows * 0.15):int(rows * 0.9):max(4, rows // 12), tick_col:tick_col + 2] = 200
+    burn_text(grey, var, 220)
     out = grey if len(labels) > 1 else grey[0]
     if not colour:
         return PixelImage(out, "MONOCHROME2", 8)
@@ -605,8 +822,12 @@ def render_us(labels: list[np.ndarray], rng: np.random.Generator, *, probe: str,
 
 
 def render_xr(shapes: list[Shape], label: np.ndarray, rng: np.random.Generator, *, bits: int,
-              monochrome1: bool, collimate: bool, fluoro_frames: list[np.ndarray] | None = None) -> PixelImage:
-    """XR: a projection (blurred attenuation x body thickness), exponential attenuation, noise, processing."""
+              monochrome1: bool, collimate: bool, fluoro_frames: list[np.ndarray] | None = None,
+              var: Variation = _CANONICAL) -> PixelImage:
+    """XR: a projection (blurred attenuation x body thickness), exponential attenuation, noise, processing.
+
+    var: the series' dose (noise), grey-level curve, window, text.
+    """
     rows, cols = label.shape
     scale = max(rows, cols) / 256.0
     body = thickness(shapes[0], rows, cols)
@@ -619,17 +840,19 @@ def render_xr(shapes: list[Shape], label: np.ndarray, rng: np.random.Generator, 
         mu = ndimage.gaussian_filter(_XR_MU[lab], 1.2 * scale)
         att = mu * (0.35 + 0.65 * np.sqrt(body)) * 5.0
         exposure = np.exp(-att) * heel
-        q = 0.03 if fluoro else 0.01
+        q = (0.03 if fluoro else 0.01) * var.noise
         exposure = exposure + q * np.sqrt(exposure) * rng.standard_normal(exposure.shape, dtype=np.float32)
         v = -np.log(np.clip(exposure, 1e-3, None)) / 4.0
         v = v + 0.7 * (v - ndimage.gaussian_filter(v, 6.0 * scale))  # unsharp-mask processing
-        out.append(np.clip(v, 0.0, 1.0))
+        v = np.clip(v, 0.0, 1.0)
+        out.append(v if var.gamma == 1.0 else np.power(v, var.gamma))
     v = np.stack(out)
     if fluoro:
         disc = (xs[None, :] ** 2 + ys[:, None] ** 2) > 0.92
         grey = np.rint(np.clip(0.1 + 0.85 * v, 0, 1) * 255).astype(np.uint8)
         grey[:, disc] = 0
-        return PixelImage(grey, "MONOCHROME2", 8, None, None, ((128.0, 256.0),))
+        burn_text(grey, var, 240)
+        return PixelImage(grey, "MONOCHROME2", 8, None, None, (vary_window((128.0, 256.0), var),))
     v = v[0]
     if collimate:
         m = rng.uniform(0.03, 0.09, 4)
@@ -645,8 +868,9 @@ def render_xr(shapes: list[Shape], label: np.ndarray, rng: np.random.Generator, 
     if monochrome1:
         stored = (top - stored).astype(np.uint16)
     lo, hi = np.percentile(stored, [2.0, 98.0])
+    burn_text(stored, var, 0 if monochrome1 else top)
     return PixelImage(stored, "MONOCHROME1" if monochrome1 else "MONOCHROME2", bits, None, None,
-                      (((lo + hi) / 2.0, max(hi - lo, 1.0)),))
+                      (vary_window(((lo + hi) / 2.0, max(hi - lo, 1.0)), var),))
 
 
 # ---- one entry point --------------------------------------------------------------------------------
@@ -665,6 +889,7 @@ class Look:
     doppler: bool = False  # US colour box
     noise_hu: float = 14.0  # CT
     lesion: bool = False
+    vary: float = 0.0  # strength of archive-like variation (`Variation`) in [0, 1]; 0: the canonical phantom
 
 
 def synth_pixels(region: str, modality: str, rows: int, cols: int, *, series_seed: int, seed: int,
@@ -673,6 +898,8 @@ def synth_pixels(region: str, modality: str, rows: int, cols: int, *, series_see
 
     series_seed fixes the anatomy and pose (shared by the slices of a series); seed the noise of this
     image; z in [-1, 1] is the slice position. frames > 1 (US cine, XR fluoroscopy) adds slow motion.
+    look.vary > 0 draws the series' `Variation` (field of view, rotation, position, build, slice level,
+    window, grey curve, noise, kernel, coil, text, table) from series_seed, plus a little per-image motion.
     Returns stored values (rows, cols) or (frames, rows, cols[, 3]) with their photometric/rescale.
     """
     if modality not in MODALITIES:
@@ -689,11 +916,32 @@ def synth_pixels(region: str, modality: str, rows: int, cols: int, *, series_see
     elif modality == "XR":
         scene_name = _PROJECTION_SCENE.get(region, region)
     scene = SCENES[scene_name](np.random.default_rng([series_seed, 13]))
-    pose = random_pose(srng, len(scene), zoom=zoom, centre=centre, jitter=0.6 if modality == "US" else 1.0)
+    jitter = 0.6 if modality == "US" else 1.0
+    var, nudge = _CANONICAL, (0.0, 0.0)
+    if look.vary > 0:
+        vrng = np.random.default_rng([series_seed, 29])
+        base = srng.bit_generator.state
+        for _ in range(12):  # the same base pose; the variation is redrawn until the framing rule holds
+            srng.bit_generator.state = base
+            var = draw_variation(vrng, modality, region, look.vary)
+            pose = vary_pose(random_pose(srng, len(scene), zoom=zoom * var.zoom, centre=centre, jitter=jitter), var)
+            if region not in _FRAMED_WHOLE or modality not in ("CT", "MR") or corners_clear(
+                    place(vary_scene(scene[:1], var), pose)[0], rows, cols):
+                break
+        else:  # nothing drawn framed the body whole: the canonical framing does
+            var = dataclasses.replace(var, zoom=1.0, angle=0.0, shift=(0.0, 0.0), habitus=(1.0, 1.0), fat=1.0)
+            srng.bit_generator.state = base
+            pose = random_pose(srng, len(scene), zoom=zoom, centre=centre, jitter=jitter)
+        scene = vary_scene(scene, var)
+        z = float(np.clip(z + var.z_shift, -0.85, 0.85))
+        irng = np.random.default_rng([seed, 31])
+        nudge = (float(irng.uniform(-0.015, 0.015)), float(irng.uniform(-0.015, 0.015)))  # breathing, movement
+    else:
+        pose = random_pose(srng, len(scene), zoom=zoom, centre=centre, jitter=jitter)
     spread = float(srng.random())
 
     def shapes_at(motion: tuple[float, float]) -> list[Shape]:
-        placed = place(scene, pose, z, motion)
+        placed = place(scene, pose, z, (motion[0] + nudge[0], motion[1] + nudge[1]))
         # the same lesion (relative to its host) in every slice and frame of the series
         return add_lesion(placed, np.random.default_rng([series_seed, 17])) if look.lesion else placed
 
@@ -705,13 +953,14 @@ def synth_pixels(region: str, modality: str, rows: int, cols: int, *, series_see
     shapes = shapes_at(motions[0])
     labels = [paint(shapes, rows, cols)] + [paint(shapes_at(m), rows, cols) for m in motions[1:]]
     if modality == "CT":
-        return render_ct(labels[0], rng, noise_hu=look.noise_hu, region=region)
+        return render_ct(labels[0], rng, noise_hu=look.noise_hu, region=region, var=var)
     if modality == "MR":
-        return render_mr(labels[0], rng, weighting=look.weighting, bits=look.bits)
+        return render_mr(labels[0], rng, weighting=look.weighting, bits=look.bits, var=var)
     if modality == "US":
-        return render_us(labels, rng, probe=probe, spread=spread, colour=look.colour, doppler=look.doppler)
+        return render_us(labels, rng, probe=probe, spread=spread, colour=look.colour, doppler=look.doppler,
+                         var=var)
     return render_xr(shapes, labels[0], rng, bits=look.bits, monochrome1=look.monochrome1,
-                     collimate=look.collimate, fluoro_frames=labels if look.fluoro else None)
+                     collimate=look.collimate, fluoro_frames=labels if look.fluoro else None, var=var)
 
 
 def display_uint8(image: PixelImage) -> np.ndarray:
