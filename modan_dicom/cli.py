@@ -310,15 +310,32 @@ def vocab_map(text: str, modality: str | None, profile: str, expand_ancestors: b
               help="dicom: PAT/STUDY/SER folders of DICOM files; radimagenet: CT|MR/<region>/<class>/*.png, US/<organ>/*.png.")
 @click.option("--patients", type=click.IntRange(min=1), default=16, show_default=True,
               help="Patients (dicom layout): about 18 images each, so --patients 556 gives ~10,000 files.")
-@click.option("--image-size", type=click.IntRange(16, 4096), default=128, show_default=True,
-              help="Base image edge in pixels (CT/MR NxN, US 3/4N x N, XR 5/4N x N).")
+@click.option("--image-size", type=click.IntRange(16, 4096), default=None,
+              help="Base image edge in pixels (CT/MR NxN, US 3/4N x N, XR 5/4N x N)  [default: 128; --task: 64]")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes rendering and writing files (same bytes for any number).")
-def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int, workers: int) -> None:
-    """Write a deterministic synthetic PACS export (or RadImageNet-style folders) to OUT, with manifest.csv."""
+@click.option("--task", type=click.Choice(["acl", "breast", "thyroid"]), default=None,
+              help="Write a downstream-task replica in RadImageNet's layout to OUT/<task>/ instead of an export.")
+@click.option("--images", "n_images", type=click.IntRange(min=20), default=None,
+              help="--task: number of images (default acl 300, breast 260, thyroid 349; paper: 1021, 779, 349).")
+def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int | None, workers: int,
+          task: str | None, n_images: int | None) -> None:
+    """Write a deterministic synthetic PACS export (or RadImageNet-style folders) to OUT, with manifest.csv.
+
+    With --task, write a synthetic replica of a downstream task (acl, breast, thyroid) instead."""
     from rich.markup import escape
     from .synth import synth_export
 
+    if task is not None:
+        from .synth.tasks import synth_task
+
+        with progress_bar(f"synth {task}", "images") as on_progress:
+            folder = synth_task(task, out_dir, seed=seed, image_size=image_size or 64, n_images=n_images,
+                                progress=on_progress)
+        out.print(f"synth: {task} replica written to {escape(str(folder))} (radimagenet layout, seed {seed})",
+                  soft_wrap=True)
+        return
+    image_size = image_size or 128
     with progress_bar("synth") as on_progress:
         manifest = synth_export(out_dir, seed=seed, layout=layout, n_patients=patients, image_size=image_size,
                                 workers=workers, progress=on_progress)
@@ -424,7 +441,7 @@ def render_paper_tables(tables: list[Any]) -> None:
     for paper in tables:
         table = Table(title=paper.title, title_justify="left")
         for k, name in enumerate(paper.header):
-            table.add_column(escape(name), justify="left" if k == 0 else "right")
+            table.add_column(escape(name), justify="left" if k == 0 else "right", no_wrap=k == 0)
         for row in paper.rows:
             table.add_row(*(f"[bold]{escape(c.text)}[/]" if c.bold else escape(c.text) for c in row))
         out.print(table)

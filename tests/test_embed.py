@@ -59,15 +59,21 @@ def embedded(small_index: Path, tiny_encoder: Path, tmp_path_factory: pytest.Tem
     return out
 
 
-def _expected_rows(small_index: Path) -> dict[str, tuple[str, str]]:
-    """path -> (raw modality, raw anatomy) of the rows that should be embedded, from the index directly."""
+def _expected_rows(small_index: Path, profile: str = "radimagenet") -> dict[str, tuple[str, str]]:
+    """path -> (raw modality, raw anatomy) of the rows that should be embedded, from the index directly.
+
+    Pretraining's rows: status ok, or unmapped under the index's profile but complete under `profile`.
+    """
     frame = read_index(small_index)
     from modan_dicom.vocab import Vocabulary
 
-    vocab = Vocabulary.load("radimagenet")
+    vocab = Vocabulary.load(profile)
     expected = {}
     for row in frame.itertuples():
-        if row.status == "ok" and vocab.project_modality(row.modality) and vocab.project_anatomy(row.anatomy):
+        labelled = isinstance(row.modality, str) and isinstance(row.anatomy, str)
+        if row.status not in ("ok", "unmapped") or not labelled:
+            continue
+        if vocab.project_modality(row.modality) and vocab.project_anatomy(row.anatomy):
             expected[row.path] = (row.modality, row.anatomy)
     return expected
 
@@ -136,11 +142,14 @@ def test_limit_is_stratified_and_full_profile_keeps_specific_terms(
                 profile="full", limit=12, seed=1, workers=1)
     rows, features = read_embeddings(out).of("tiny")
     assert len(rows) == 12 and features.shape == (12, 512)
-    expected = _expected_rows(small_index)
+    expected = _expected_rows(small_index, "full")
     assert set(rows["path"]) <= set(expected)
+    assert len(expected) > len(_expected_rows(small_index))  # the full profile has room for more rows
     # the full profile keeps the most specific ids: the pair is the index's own modality/anatomy
     for path, pair in zip(rows["path"], rows["pair"]):
         assert pair == "/".join(expected[path])
+    # stratified: one image per pair while the limit allows (the largest pairs first when it does not)
+    assert rows["pair"].nunique() == min(12, len(set(expected.values())))
 
 
 def test_stratified_sample() -> None:

@@ -397,7 +397,7 @@ def plot_roc(task: str, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray
         ax.grid(alpha=0.25)
         ax.legend(loc="lower right", fontsize=8, title="init (pooled AUC)", title_fontsize=8)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1)
     return path
 
 
@@ -466,7 +466,8 @@ def write_report(runs: str | os.PathLike[str] | pd.DataFrame, out_dir: str | os.
     ci_settings = (f"{level} intervals of the mean over repeats of the pooled AUC (each repeat's AUC over the union "
                    "of its test folds). DeLong: variance of that mean from the averaged structural components, Wald "
                    f"interval clipped to [0, 1]. Bootstrap: {n_boot} replicates (seed {seed}) resampling groups "
-                   "(exams / cases) with replacement, the same groups for every repeat; percentile interval.")
+                   "(exams / cases) with replacement, the same groups for every repeat; percentile interval. DeLong "
+                   "treats images as independent: where a group holds several images, trust the bootstrap.")
     markdown = render_markdown(tables, folds, ci, reference=reference, alternative=alternative, n_repeats=n_repeats,
                                files=names, ci_settings=ci_settings)
     summary_csv = _write_csv(summary, out / "summary.csv")

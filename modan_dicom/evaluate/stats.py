@@ -307,7 +307,7 @@ def delong_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
     rank_all = _midranks(np.concatenate([pos, neg], axis=1))
     rank_pos, rank_neg = _midranks(pos), _midranks(neg)
     v10 = (rank_all[:, :m] - rank_pos) / n          # negatives ranked below each positive
-    v01 = 1.0 - (rank_all[:, m:] - rank_neg) / n    # positives ranked above each negative
+    v01 = 1.0 - (rank_all[:, m:] - rank_neg) / m    # positives ranked above each negative
     auc = v10.mean(axis=1)
     return auc, v10, v01
 
