@@ -291,6 +291,8 @@ def embed(
     index = Path(index)
     if not index.is_file():
         raise SourceError(f"{index}: no such index")
+    if Path(out).resolve() == index.resolve():
+        raise ConfigError(f"{out}: the output would overwrite the index")
     chosen_device = resolve_device(device)
 
     # every encoder is built before any image is decoded: a bad spec fails in a second, not after decoding

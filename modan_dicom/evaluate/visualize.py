@@ -14,11 +14,15 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Color = tuple[float, float, float, float]
 
@@ -51,6 +55,12 @@ def pair_colors(pairs: Iterable[str]) -> dict[str, Color]:
     return mapping
 
 
+# Up to this many points the neighbour graph is exact (brute force, O(N²·D)) and handed to UMAP; beyond it,
+# UMAP's own approximate NN-descent. Exact is also much quicker to start: NN-descent's numba compilation
+# costs more than the whole layout of a few thousand points.
+EXACT_KNN_MAX = 50_000
+
+
 def umap_coordinates(
     features: np.ndarray,
     *,
@@ -60,8 +70,9 @@ def umap_coordinates(
 ) -> np.ndarray:
     """UMAP (umap-learn, ``random_state=seed``: deterministic, single-threaded) of (N, D) features → (N, 2).
 
-    ``n_neighbors`` is capped at N − 1. Fewer than 3 points have no neighbourhood graph to lay out: they are
-    placed on a line; 3 points use a random (seeded) start instead of the spectral one, which needs 4.
+    ``n_neighbors`` (the point itself included, as in UMAP) is capped at N − 1. Fewer than 3 points have no
+    neighbourhood graph to lay out: they are placed on a line; 3 points use a random (seeded) start instead of
+    the spectral one, which needs 4.
     """
     features = np.asarray(features, dtype=np.float32)
     n = features.shape[0]
@@ -71,12 +82,20 @@ def umap_coordinates(
         return np.stack([np.arange(n, dtype=np.float32), np.zeros(n, dtype=np.float32)], axis=1)
     import umap
 
+    k = min(n_neighbors, n - 1)
+    knn: tuple = (None, None, None)
+    if n <= EXACT_KNN_MAX:
+        from sklearn.neighbors import NearestNeighbors
+
+        distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(features).kneighbors(features)
+        knn = (indices.astype(np.int64), distances.astype(np.float32), None)
     reducer = umap.UMAP(
-        n_neighbors=min(n_neighbors, n - 1),
+        n_neighbors=k,
         min_dist=min_dist,
         n_components=2,
         random_state=seed,
         init="spectral" if n >= 4 else "random",
+        precomputed_knn=knn,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", small-graph notes
@@ -98,7 +117,7 @@ def umap_figure(
     point_size: float | None = None,
     seed: int = 0,
     title: str | None = None,
-) -> "matplotlib.figure.Figure":  # noqa: F821
+) -> Figure:
     """Draw the panels and return the matplotlib Figure (Agg canvas).
 
     Args:

@@ -103,6 +103,9 @@ def plan_cases(task: str, n_images: int, seed: int, separation: float) -> list[C
     order = rng.permutation(len(plan))
     plan = [plan[i] for i in order]
     numbers = np.sort(rng.choice(max(1250, 3 * len(plan)), size=len(plan), replace=False))
+    negatives = [i for i, (label, _) in enumerate(plan) if label == 0]
+    n_normal = int(round(len(negatives) * NORMAL_FRACTION)) if task == "breast" else 0
+    normals = set(rng.choice(negatives, size=n_normal, replace=False).tolist()) if n_normal else set()
     cases = []
     per_class = {"benign": 0, "malignant": 0, "normal": 0}
     for i, (label, k) in enumerate(plan):
@@ -120,7 +123,7 @@ def plan_cases(task: str, n_images: int, seed: int, separation: float) -> list[C
             group = str(int(numbers[i]) + 1)
             files = tuple(f"{group}_{j + 1}.png" for j in range(k))
         else:
-            normal = label == 0 and rng.random() < NORMAL_FRACTION
+            normal = i in normals
             kind = "normal" if normal else "malignant" if label else "benign"
             per_class[kind] += 1
             files = (f"{kind} ({per_class[kind]}).png",)
