@@ -30,7 +30,8 @@ from .data.augment import TwoViewAugment
 from .data.bank import ImageBank, build_bank
 from .data.targets import build_targets
 from .errors import ConfigError, SourceError
-from .ingest import read_index, read_index_metadata
+from .devices import resolve_device
+from .ingest import read_index, resolve_index_root
 from .losses import MulSupConLoss, NTXentLoss, SupConLoss
 from .models import PretrainModel, build_encoder, build_head, save_encoder
 from .vocab import Vocabulary
@@ -69,15 +70,8 @@ def start_runtime(device: str) -> Runtime:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    try:
-        chosen = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device '{device}'") from exc
+    chosen = resolve_device(device, local_rank)
     if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{device}' requested but CUDA is not available here")
         if chosen.index is None:
             chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)
@@ -177,9 +171,7 @@ def read_metrics(path: Path) -> list[dict]:
 def _load_bank(config: PretrainConfig, runtime: Runtime, progress) -> ImageBank:
     index_path = Path(config.index)
     frame = read_index(index_path)
-    root = Path(config.root) if config.root else Path(read_index_metadata(index_path).get("source", "."))
-    if not root.is_absolute():
-        root = (index_path.parent / root).resolve()
+    root = resolve_index_root(index_path, config.root)
     vocab = Vocabulary.load(config.profile)
     targets = build_targets(frame, vocab, config.label_axes).shard(runtime.rank, runtime.world_size)
     return build_bank(

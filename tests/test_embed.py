@@ -24,12 +24,11 @@ from modan_dicom.evaluate.embed import (
     parse_inits,
     read_embeddings,
     read_embeddings_meta,
-    resolve_index_root,
     stratified_sample,
 )
 from modan_dicom.evaluate.visualize import pair_colors, umap_coordinates, umap_figure, visualize
 from modan_dicom.imaging import load_image
-from modan_dicom.ingest import read_index, read_index_metadata
+from modan_dicom.ingest import read_index, read_index_metadata, resolve_index_root
 from modan_dicom.models import build_encoder, load_encoder, save_encoder
 
 SIZE = 32

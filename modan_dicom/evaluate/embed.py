@@ -42,7 +42,9 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..devices import resolve_device
 from ..errors import ConfigError, DatasetError, SourceError
+from ..ingest.schema import resolve_index_root
 
 EMBEDDINGS_FORMAT = "modan-dicom-embeddings"
 EMBEDDINGS_VERSION = 1
@@ -54,36 +56,6 @@ Progress = Callable[[int, "int | None"], None]
 
 
 # ---- small helpers ---------------------------------------------------------------------------------
-
-
-def resolve_index_root(index: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
-    """The folder an index's relative paths start from.
-
-    ``root`` when given, else the ``source`` recorded in the index metadata; a relative folder is taken
-    relative to the index file's folder (as `modan_dicom.train` does).
-    """
-    from ..ingest import read_index_metadata
-
-    index = Path(index)
-    folder = Path(root) if root is not None else Path(read_index_metadata(index).get("source") or ".")
-    if not folder.is_absolute():
-        folder = (index.parent / folder).resolve()
-    return folder
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → the first CUDA device when there is one, else the CPU; otherwise the named device."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{device}'") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' requested but CUDA is not available here")
-    return chosen
 
 
 def parse_init(text: str) -> tuple[str, str]:

@@ -26,6 +26,7 @@ _EXPORTS = {
     "read_index_meta": "modan_dicom.ingest.schema",
     "read_index_metadata": "modan_dicom.ingest.schema",
     "index_axes": "modan_dicom.ingest.schema",
+    "resolve_index_root": "modan_dicom.ingest.schema",
     "IndexMeta": "modan_dicom.ingest.schema",
     "read_header": "modan_dicom.ingest.header",
     "walk": "modan_dicom.ingest.walk",

@@ -244,3 +244,16 @@ def read_index(path: str | os.PathLike[str], columns: Sequence[str] | None = Non
     frame.attrs["axes"] = list(meta.axes)
     frame.attrs["profile"] = meta.profile
     return frame
+
+
+def resolve_index_root(index: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder an index's relative paths start from.
+
+    ``root`` when given, else the ``source`` recorded in the index metadata; a relative folder is taken
+    relative to the index file's folder .
+    """
+    index = Path(index)
+    folder = Path(root) if root is not None else Path(read_index_metadata(index).get("source") or ".")
+    if not folder.is_absolute():
+        folder = (index.parent / folder).resolve()
+    return folder
