@@ -86,10 +86,10 @@ def test_radimagenet_replica_reads_with_its_shipped_folds(replicas: Path, name: 
     expected = {"acl": stems.str.split("_").str[0], "thyroid": stems.str.split("_").str[0], "breast": stems}[name]
     assert task.items["group"].tolist() == expected.tolist()
     assert (task.positive_name, task.negative_name) == {"acl": ("tear", "intact")}.get(name, ("malignant", "benign"))
-    # the task folder itself, or a path, reads the same
+    # the task folder itself, or a path, reads the same; options for built folds do not apply here
     direct = load_task(name, replicas / name)
-    by_path = load_task(replicas / name)
-    assert by_path.name == name
+    by_path = load_task(replicas / name, seed=3, work_dir=replicas / "unused", progress=print)
+    assert by_path.name == name and not (replicas / "unused").exists()
     for other in (direct, by_path):
         pd.testing.assert_frame_equal(other.items, task.items)
         assert [f.test.tolist() for f in other.folds] == [f.test.tolist() for f in task.folds]
@@ -103,7 +103,8 @@ def test_radimagenet_names_and_values_of_the_real_folders(tmp_path: Path) -> Non
             _png(root / "images" / f"{case}_{k}.jpg")
             rows[(case % 5) + 1].append((f"images/{case}_{k}.jpg", "malignant" if case % 2 else "benign"))
     for k in range(1, 6):
-        for split, folds in (("test", [k]), ("val", [k % 5 + 1]), ("train", [j for j in range(1, 6) if j not in (k, k % 5 + 1)])):
+        train = [j for j in range(1, 6) if j not in (k, k % 5 + 1)]
+        for split, folds in (("test", [k]), ("val", [k % 5 + 1]), ("train", train)):
             lines = ["img_dir,label"] + [f"{p},{lab}" for j in folds for p, lab in rows[j]]
             (root / "dataframe").mkdir(parents=True, exist_ok=True)
             (root / "dataframe" / f"thyroid_{split}_fold{k}.csv").write_text("\n".join(lines) + "\n")
@@ -199,8 +200,10 @@ def test_mrnet_extracts_the_middle_slices_and_saves_folds(tmp_path: Path) -> Non
     data = tmp_path / "data"
     volumes = _mrnet(data / "MRNet-v1.0")
     work = tmp_path / "work"
-    task = load_task("acl", data, work_dir=work)
+    calls: list[tuple[int, int | None]] = []
+    task = load_task("acl", data, work_dir=work, progress=lambda done, total: calls.append((done, total)))
     assert task.layout == "mrnet" and task.name == "acl"
+    assert calls[-1] == (14, 14) and len(calls) == 14
     expected_ids = []
     for key, vol in volumes.items():
         plane, exam = key.split("/")
@@ -338,7 +341,8 @@ def test_ddti_maps_tirads_and_counts_what_it_leaves_out(tmp_path: Path) -> None:
 
 
 def test_tirads_values() -> None:
-    assert [tirads_label(v) for v in ("2", "3", "4", "4a", "4B", " 4c ", "5", "TR5", "TI-RADS 3")] == [0, 0, 1, 1, 1, 1, 1, 1, 0]
+    values = ("2", "3", "4", "4a", "4B", " 4c ", "5", "TR5", "TI-RADS 3")
+    assert [tirads_label(v) for v in values] == [0, 0, 1, 1, 1, 1, 1, 1, 0]
     assert [tirads_label(v) for v in ("", "1", "6", "benign")] == [None] * 4
 
 
@@ -359,7 +363,8 @@ def test_class_folders_positive_class_and_case_groups(tmp_path: Path) -> None:
     assert (task.positive_name, task.negative_name) == ("torn", "intact")
     assert int(task.labels.sum()) == 7 and len(task.items) == 31
     by_id = task.items.set_index("id")
-    assert by_id.loc["intact/case3/b.png", "group"] == "intact/case3" and by_id.loc["torn/t2.png", "group"] == "torn/t2.png"
+    assert by_id.loc["intact/case3/b.png", "group"] == "intact/case3"
+    assert by_id.loc["torn/t2.png", "group"] == "torn/t2.png"
     _check_partition(task)
     (root / "folds.csv").unlink()
     flipped = load_task(root, positive="intact", group_pattern=r"(case\d+|t\d+)")
@@ -492,13 +497,16 @@ def test_built_folds_are_saved_once_and_reused(tmp_path: Path) -> None:
     _busi(root, {"benign": 15, "malignant": 10})
     first = load_task("breast", tmp_path, seed=1)
     saved = (root / "folds-breast.csv").read_bytes()
+    def tests(task: Task) -> list[list[int]]:
+        return [f.test.tolist() for f in task.folds]
+
     second = load_task("breast", tmp_path, seed=2)  # the saved file wins over the seed
-    assert [f.test.tolist() for f in first.folds] == [f.test.tolist() for f in second.folds]
+    assert tests(first) == tests(second)
     assert (root / "folds-breast.csv").read_bytes() == saved
     (root / "folds-breast.csv").unlink()
-    assert [f.test.tolist() for f in load_task("breast", tmp_path, seed=1).folds] == [f.test.tolist() for f in first.folds]
+    assert tests(load_task("breast", tmp_path, seed=1)) == tests(first)  # same seed, same folds
     (root / "folds-breast.csv").unlink()
-    assert [f.test.tolist() for f in load_task("breast", tmp_path, seed=2).folds] != [f.test.tolist() for f in first.folds]
+    assert tests(load_task("breast", tmp_path, seed=2)) != tests(first)
     _png(root / "benign" / "benign (99).png")  # the data changed: the saved folds no longer fit
     with pytest.raises(DatasetError) as exc:
         load_task("breast", tmp_path)

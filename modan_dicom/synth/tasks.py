@@ -151,7 +151,8 @@ def _blob(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: flo
     reach = 2.6 * max(rx, ry)
     cols = np.flatnonzero(np.abs(x[0] - cx) < reach)
     rows = np.flatnonzero(np.abs(y[:, 0] - cy) < reach)
-    lobes = [((0.02 + 0.12 * strength) / math.sqrt(k) * rng.uniform(0.3, 1.0), rng.uniform(0, 6.3)) for k in range(2, 8)]
+    lobes = [((0.02 + 0.12 * strength) / math.sqrt(k) * rng.uniform(0.3, 1.0), rng.uniform(0, 6.3))
+             for k in range(2, 8)]
     spicules = [(rng.uniform(-math.pi, math.pi), rng.uniform(0.25, 0.6) * strength)
                 for _ in range(int(round(spikes * 9 * strength ** 1.5)))]
     if not len(cols) or not len(rows):
@@ -348,7 +349,7 @@ def knee_sagittal(rng: np.random.Generator, f: float) -> list[Shape]:
     if f < 0.45:
         shapes.append(_band(start, end, thick, LIG))
         if f > 0.25:  # mucoid signal inside an intact ligament
-            shapes.append(_band(start, end, thick * 0.3, LESION))
+            shapes.append(_band(start, end, thick * 0.3, ORGAN2))
     else:
         cut = rng.uniform(0.3, 0.7)
         gap = 0.08 + 0.45 * (f - 0.45)

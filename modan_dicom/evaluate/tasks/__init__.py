@@ -57,13 +57,15 @@ from .raw import (BUSI_LAYOUT, DDTI_LAYOUT, MRNET_LAYOUT, find_busi, find_ddti, 
                   load_mrnet, read_tirads, tirads_label)
 
 __all__ = [
-    "CLASS_NAMES", "ITEM_COLUMNS", "LAYOUTS", "SPLITS", "TASK_NAMES", "Fold", "Task", "binary_labels", "folds_frame",
+    "CLASS_NAMES", "COMMON_OPTIONS", "ITEM_COLUMNS", "LAYOUTS", "SPLITS", "TASK_NAMES", "Fold", "Task", "binary_labels", "folds_frame",
     "label_value", "load_busi", "load_csv", "load_ddti", "load_folders", "load_index_task", "load_mrnet",
     "load_radimagenet", "load_task", "make_folds", "read_folds", "read_tirads", "save_folds", "tirads_label",
 ]
 
 LAYOUTS = ("auto", "radimagenet", "mrnet", "busi", "ddti", "folders", "csv", "index")
 RAW_LAYOUT = {"acl": "mrnet", "breast": "busi", "thyroid": "ddti"}
+# accepted by every layout, ignored where they do not apply (the radimagenet layout ships its folds)
+COMMON_OPTIONS = frozenset({"work_dir", "folds_path", "seed", "n_folds", "progress"})
 _RAW_TEXT = {"acl": MRNET_LAYOUT, "breast": BUSI_LAYOUT, "thyroid": DDTI_LAYOUT}
 _LOADERS: dict[str, Callable[..., Task]] = {
     "radimagenet": load_radimagenet, "mrnet": load_mrnet, "busi": load_busi, "ddti": load_ddti,
@@ -101,6 +103,7 @@ def _detect_path(path: Path) -> str:
 def _call(layout: str, root: Path, name: str | None, options: dict[str, Any]) -> Task:
     loader = _LOADERS[layout]
     accepted = set(inspect.signature(loader).parameters) - {"root", "csv", "index", "name"}
+    options = {k: v for k, v in options.items() if k in accepted or k not in COMMON_OPTIONS}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"the {layout} layout takes no option {', '.join(unknown)}; it takes "
@@ -120,9 +123,10 @@ def load_task(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[
     name_or_path: "acl", "breast" or "thyroid" (looked up as data_dir/<name>, then data_dir itself),
         or a path (a folder, a CSV, an index; relative paths are taken under data_dir when given).
     layout: one of `LAYOUTS`; "auto" detects it.
-    options: passed to the layout's adapter (mrnet: plane, slices, progress; busi: normal_as_benign;
-        folders: positive, group_pattern; csv: positive; index: labels, positive; all built-fold
-        layouts: work_dir, folds_path, seed, n_folds).
+    options: passed to the layout's adapter (mrnet: plane, slices; busi: normal_as_benign; folders:
+        positive, group_pattern; csv: positive; index: labels, positive). `COMMON_OPTIONS` (work_dir,
+        folds_path, seed, n_folds, progress) are accepted by every layout and used where they apply:
+        by the layouts that build folds (and progress by mrnet's slice extraction).
     Raises DatasetError (one line naming the expected layout) for a missing or malformed dataset,
     ConfigError for unknown layouts or options.
     """

@@ -24,7 +24,7 @@ _NEGATIVE = frozenset({"0", "0.0", "no", "n", "false", "f", "benign", "normal", 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".dicom"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays and frames: identity, not value, equality
 class Fold:
     """One cross-validation fold: sorted int64 positions into `Task.items` (disjoint)."""
 
@@ -40,7 +40,7 @@ class Fold:
         return getattr(self, split)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays and frames: identity, not value, equality
 class Task:
     """A binary downstream task: images, labels, groups and a fixed fold partition.
 
@@ -117,7 +117,8 @@ def binary_labels(values: Sequence[object], positive: str | None, where: str) ->
         pos = sorted({t for t in classes if t.lower() in _POSITIVE})
         neg = sorted({t for t in classes if t.lower() in _NEGATIVE})
         named = {"1": "positive", "0": "negative", "1.0": "positive", "0.0": "negative"}
-        return labels, named.get(pos[0], pos[0]) if pos else "positive", named.get(neg[0], neg[0]) if neg else "negative"
+        pos_name = named.get(pos[0], pos[0]) if pos else "positive"
+        return labels, pos_name, named.get(neg[0], neg[0]) if neg else "negative"
     if len(classes) > 2:
         raise DatasetError(f"{where}expected two classes, found {len(classes)}: {', '.join(classes[:6])}")
     if positive is None:
@@ -151,7 +152,8 @@ def check_files(items: pd.DataFrame, where: str, expected: str) -> None:
 def check_two_classes(items: pd.DataFrame, where: str) -> None:
     counts = np.bincount(items["label"].to_numpy(np.int64), minlength=2)
     if len(items) == 0 or counts.min() == 0:
-        raise DatasetError(f"{where}: needs images of both classes; found {counts[1]} positive and {counts[0]} negative")
+        raise DatasetError(f"{where}: needs images of both classes; found {counts[1]} positive and "
+                           f"{counts[0]} negative")
 
 
 def posix_rel(path: Path, root: Path) -> str:

@@ -20,7 +20,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ...errors import DatasetError, SourceError

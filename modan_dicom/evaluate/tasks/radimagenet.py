@@ -130,7 +130,8 @@ def load_radimagenet(root: str | os.PathLike[str], name: str = "custom") -> Task
         for split in SPLITS:
             path = _fold_csv(frames, name, split, k)
             if path is None:
-                raise DatasetError(f"{frames}: no {PREFIX.get(name, '')}{split}_fold{k}.csv; expected {expected_layout(name)}")
+                raise DatasetError(f"{frames}: no {PREFIX.get(name, '')}{split}_fold{k}.csv; "
+                                   f"expected {expected_layout(name)}")
             tables[k, split] = _read_csv(path, name)
     labels: dict[str, int] = {}
     paths: dict[str, str] = {}
