@@ -33,6 +33,11 @@ _EXPORTS = {
     "NTXentLoss": "modan_dicom.losses",
     "jaccard_matrix": "modan_dicom.losses",
     "run_demo": "modan_dicom.demo",
+    "benchmark": "modan_dicom.evaluate.benchmark",
+    "write_report": "modan_dicom.evaluate.report",
+    "load_task": "modan_dicom.evaluate.tasks",
+    "embed": "modan_dicom.evaluate.embed",
+    "visualize": "modan_dicom.evaluate.visualize",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -473,3 +473,65 @@ def report(runs_csv: str, reference: str, alternative: str, predictions: str | N
         console.print("no predictions: ci.csv and ROC curves skipped (give --predictions)")
     console.print(f"report written to [bold]{escape(str(result.out_dir))}[/]: "
                   + ", ".join(escape(p.name) for p in result.files), soft_wrap=True)
+
+
+# ---- benchmark: fine-tune and linear-probe every init on every task, 5 folds x repeats ----------
+
+
+@main.command("benchmark")
+@click.option("--tasks", default="acl,breast,thyroid", show_default=True, help="Comma list of tasks (names or paths).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder holding the task folders (or one task's data).")
+@click.option("--init", "inits", multiple=True, required=True,
+              help="NAME=encoder.pt, scratch[:SEED] or imagenet; repeatable. The first is the reference by default.")
+@click.option("--mode", "modes", default="finetune,linear", show_default=True, help="Comma list: finetune, linear.")
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--step-size", type=click.IntRange(min=1), default=5, show_default=True, help="StepLR step (epochs).")
+@click.option("--gamma", type=float, default=0.1, show_default=True, help="StepLR factor.")
+@click.option("--image-size", type=click.IntRange(min=8), default=224, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds of every (repeat, fold).")
+@click.option("--reference", default=None, help="The init the report tests the others against (default: the first).")
+@click.option("--imagenet-weights", type=click.Path(), default=None, help="torchvision's resnet18-f37072fd.pth.")
+@click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True,
+              help="conv1 of scratch encoders.")
+@click.option("--layout", default="auto", show_default=True, help="Dataset layout (see load_task).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--resume", is_flag=True, help="Skip the cells the output folder's runs.csv already lists.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
+def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: str, out_dir: str,
+                      **options: Any) -> None:
+    """Fine-tune and linear-probe each --init on each task (5 folds x --repeats); write runs, predictions, report."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .evaluate.benchmark import benchmark
+    from .evaluate.embed import parse_inits
+    from .evaluate.report import read_runs
+    from .evaluate.stats import summary_table
+
+    specs = parse_inits(inits)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+        cells = bar.add_task("", total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.update(cells, completed=done, total=total)
+
+        def on_cell(row: dict[str, Any]) -> None:
+            bar.update(cells, description=escape(f"{row['task']} {row['init']} {row['mode']} repeat {row['repeat']} "
+                                                 f"fold {row['fold']}: AUC {row['auc']:.3f} ({row['seconds']:.1f} s)"))
+
+        result = benchmark(names, data_dir, specs, out_dir, modes=mode_list, progress=on_progress, on_cell=on_cell,
+                           **options)
+    from .evaluate.report import paper_tables
+
+    reference = options["reference"] or next(iter(specs))
+    render_paper_tables(paper_tables(summary_table(read_runs(result / "runs.csv"), reference), reference))
+    console.print(f"results written to [bold]{escape(str(result))}[/]: runs.csv, predictions.parquet, summary.md, "
+                  "summary.csv, folds.csv, ci.csv, roc_*.png", soft_wrap=True)
