@@ -352,17 +352,18 @@ def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int |
 @click.option("--out", "out_dir", default="modan-demo", show_default=True, type=click.Path(file_okay=False), help="A new folder for everything the demo writes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patients", type=click.IntRange(min=4), default=24, show_default=True, help="Synthetic patients (~18 files each).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Pretraining epochs per method.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Pretraining and fine-tuning epochs.")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Benchmark repeats (the paper: 10).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-def demo(out_dir: str, seed: int, patients: int, epochs: int, workers: int) -> None:
-    """Run the pipeline on a synthetic export: synth, index, pretrain (all on CPU, a few minutes)."""
+def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, workers: int) -> None:
+    """The whole pipeline on synthetic data: synth, index, pretrain, benchmark, report, UMAP (CPU, minutes)."""
     from rich.markup import escape
     from rich.table import Table
 
     from .demo import run_demo
 
     with console.status("demo") as status:
-        result = run_demo(out_dir, seed=seed, patients=patients, epochs=epochs, workers=workers,
+        result = run_demo(out_dir, seed=seed, patients=patients, epochs=epochs, repeats=repeats, workers=workers,
                           step=lambda text: (status.update(text), console.print(f"· {text}")))
     table = Table(title="demo artefacts", title_justify="left")
     table.add_column("what")

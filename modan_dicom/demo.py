@@ -1,7 +1,9 @@
 """`modan-dicom demo`: the whole pipeline on a synthetic export, on CPU, in minutes.
 
-Each step is the real command's library function with small sizes: synthesise a PACS export, index
-it, pretrain MulSupCon and SimCLR briefly. Returns where every artefact is.
+Each step is the real command's library function with small sizes: synthesise a PACS export and
+the three downstream task replicas, index the export, pretrain MulSupCon and SimCLR briefly,
+benchmark them against random initialisation (fine-tuning and linear probing, a few repeats),
+write the paper-style report, and draw the UMAP of Figure 2. Returns where every artefact is.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def run_demo(
     patients: int = 24,
     image_size: int = 48,
     epochs: int = 3,
+    repeats: int = 2,
+    task_images: int = 60,
     workers: int = 2,
     step: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -38,11 +42,18 @@ def run_demo(
         out: a new or empty folder (a previous demo folder is refused rather than overwritten).
         patients: synthetic patients (about 18 files each).
         image_size: pixels of the training images (small, for a CPU).
-        epochs: pretraining epochs per method.
+        epochs: pretraining epochs per method (and fine-tuning epochs downstream).
+        repeats: benchmark repeats of the 5-fold protocol (the paper: 10).
+        task_images: images per synthetic downstream task.
         step: called with a short description before each step.
     """
+    from .evaluate.benchmark import benchmark
+    from .evaluate.embed import embed
+    from .evaluate.tasks import TASK_NAMES
+    from .evaluate.visualize import visualize
     from .ingest.index import run_index
     from .synth import synth_export
+    from .synth.tasks import synth_task
     from .train import pretrain
 
     out = Path(out)
@@ -73,4 +84,28 @@ def run_demo(
             }
         )
         result.artefacts[f"encoder ({method})"] = encoder
+
+    report("synthesising the downstream tasks (ACL, breast, thyroid replicas)")
+    tasks = out / "tasks"
+    for task in TASK_NAMES:
+        synth_task(task, tasks, seed=seed, image_size=image_size, n_images=task_images)
+    result.artefacts["downstream tasks"] = tasks
+
+    inits = {name: str(result.artefacts[f"encoder ({name})"]) for name in ("mulsupcon", "simclr")}
+    inits["scratch"] = "scratch"
+    report(f"benchmarking {', '.join(inits)} (fine-tune and linear probe, {repeats} repeats x 5 folds)")
+    results = benchmark(
+        TASK_NAMES, tasks, inits, out / "results", repeats=repeats, epochs=epochs, image_size=image_size,
+        stem="torchvision", reference="mulsupcon", seed=seed, workers=workers, device="cpu",
+    )
+    result.artefacts["runs"] = results / "runs.csv"
+    result.artefacts["report"] = results / "summary.md"
+
+    report("embedding the pretraining images and drawing the UMAP (Figure 2)")
+    embeddings = embed(
+        index.output, inits, out / "embeddings.parquet", image_size=image_size, stem="torchvision",
+        device="cpu", workers=workers, seed=seed,
+    )
+    result.artefacts["embeddings"] = embeddings
+    result.artefacts["umap"] = visualize(embeddings, out / "umap.png", seed=seed)
     return result
