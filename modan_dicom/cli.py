@@ -352,7 +352,7 @@ def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int |
 @click.option("--out", "out_dir", default="modan-demo", show_default=True, type=click.Path(file_okay=False), help="A new folder for everything the demo writes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patients", type=click.IntRange(min=4), default=24, show_default=True, help="Synthetic patients (~18 files each).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Pretraining and fine-tuning epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Pretraining epochs per method.")
 @click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Benchmark repeats (the paper: 10).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, workers: int) -> None:

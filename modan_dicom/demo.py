@@ -32,7 +32,9 @@ def run_demo(
     image_size: int = 48,
     epochs: int = 3,
     repeats: int = 2,
-    task_images: int = 60,
+    task_images: int = 40,
+    task_image_size: int = 32,
+    finetune_epochs: int = 2,
     workers: int = 2,
     step: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -42,9 +44,11 @@ def run_demo(
         out: a new or empty folder (a previous demo folder is refused rather than overwritten).
         patients: synthetic patients (about 18 files each).
         image_size: pixels of the training images (small, for a CPU).
-        epochs: pretraining epochs per method (and fine-tuning epochs downstream).
+        epochs: pretraining epochs per method.
         repeats: benchmark repeats of the 5-fold protocol (the paper: 10).
         task_images: images per synthetic downstream task.
+        task_image_size: pixels of the downstream images (the encoders are resolution-agnostic CNNs).
+        finetune_epochs: downstream training epochs (the paper: 10).
         step: called with a short description before each step.
     """
     from .evaluate.benchmark import benchmark
@@ -88,14 +92,14 @@ def run_demo(
     report("synthesising the downstream tasks (ACL, breast, thyroid replicas)")
     tasks = out / "tasks"
     for task in TASK_NAMES:
-        synth_task(task, tasks, seed=seed, image_size=image_size, n_images=task_images)
+        synth_task(task, tasks, seed=seed, image_size=task_image_size, n_images=task_images)
     result.artefacts["downstream tasks"] = tasks
 
     inits = {name: str(result.artefacts[f"encoder ({name})"]) for name in ("mulsupcon", "simclr")}
     inits["scratch"] = "scratch"
     report(f"benchmarking {', '.join(inits)} (fine-tune and linear probe, {repeats} repeats x 5 folds)")
     results = benchmark(
-        TASK_NAMES, tasks, inits, out / "results", repeats=repeats, epochs=epochs, image_size=image_size,
+        TASK_NAMES, tasks, inits, out / "results", repeats=repeats, epochs=finetune_epochs, image_size=task_image_size,
         stem="torchvision", reference="mulsupcon", seed=seed, workers=workers, device="cpu",
     )
     result.artefacts["runs"] = results / "runs.csv"
