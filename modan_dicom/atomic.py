@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,3 +84,24 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return Path(path)
+
+
+def claim_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
+    """Make `folder` ready to receive an output: create it, or accept it empty or holding a previous `what`.
+
+    Returns True when it holds a previous output (the caller removes what that output wrote), False
+    when it is empty. Raises `OutputError` for anything else, so nothing a user owns is overwritten.
+    """
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root} exists and is not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        empty = not any(root.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {root}: {exc.strerror or exc}") from exc
+    if empty:
+        return False
+    if not is_ours(root):
+        raise OutputError(f"{root} is not empty and is not a {what}; refusing to overwrite it")
+    return True

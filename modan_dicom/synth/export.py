@@ -35,7 +35,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from ..atomic import atomic_open
+from ..atomic import atomic_open, claim_folder
 from ..errors import OutputError
 from . import catalog
 from .catalog import HeaderVariant
@@ -1136,17 +1136,8 @@ def prepare_output(out: str | os.PathLike[str]) -> Path:
     """Make `out` ready for an export: a missing or empty folder, or a previous synth export (its
     files are removed). Anything else raises `OutputError`, so nothing a user owns is overwritten."""
     root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{root} exists and is not a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        entries = list(root.iterdir())
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {root}: {exc.strerror or exc}") from exc
-    if not entries:
+    if not claim_folder(root, _is_previous_export, "modan-dicom synth export"):
         return root
-    if not _is_previous_export(root):
-        raise OutputError(f"{root} is not empty and is not a modan-dicom synth export; refusing to overwrite it")
     with open(root / MANIFEST_NAME, encoding="utf-8", newline="") as handle:
         listed = [row["path"] for row in csv.DictReader(handle) if row.get("path")]
     inside = root.resolve()

@@ -47,7 +47,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.special import ndtr
 
-from ..atomic import atomic_open, write_text
+from ..atomic import atomic_open, claim_folder, write_text
 from ..errors import ConfigError, OutputError
 from .pixels import (BONE, CART, FAT, FLUID, GLAND, LESION, LIG, MARROW, ORGAN, ORGAN2, SCENES, SOFT, Shape,
                      display_uint8, paint, place, random_pose, render_mr, render_us)
@@ -392,17 +392,8 @@ RENDERERS: dict[str, Callable[[Case, int, int], np.ndarray]] = {
 
 def _prepare(folder: Path) -> None:
     """An empty folder, or a previous replica's (its images, CSVs and marker are removed)."""
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        entries = list(folder.iterdir())
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from exc
-    if not entries:
+    if not claim_folder(folder, lambda path: (path / MARKER).is_file(), "modan-dicom task replica"):
         return
-    if not (folder / MARKER).is_file():
-        raise OutputError(f"{folder} is not empty and is not a modan-dicom task replica; refusing to overwrite it")
     for sub, pattern in (("images", "*.png"), ("dataframe", "*.csv")):
         for path in (folder / sub).glob(pattern):
             path.unlink()
