@@ -2,7 +2,9 @@
 
 The stages, each a function here and a command of the `modan-dicom` CLI::
 
-    build_index(source, output)   # folder / RadImageNet tree / PACS  -> index.parquet
+    build_index(source, output)   # folder / RadImageNet tree  -> index.parquet
+    census(url, output)           # a live archive (DICOMweb, DIMSE) -> census.parquet (one row per series)
+    pull(url, out)                # a live archive -> de-identified files + out/index.parquet
     pretrain(config)              # index.parquet -> runs/NAME/encoder.pt
     benchmark(...)                # encoders -> results/NAME/{runs.csv, summary.md}
 
@@ -22,6 +24,8 @@ _EXPORTS = {
     "load_vocabulary": "modan_dicom.vocab",
     "build_index": "modan_dicom.ingest",
     "read_index": "modan_dicom.ingest",
+    "census": "modan_dicom.pacs.census",
+    "pull": "modan_dicom.pacs.pull",
     "load_image": "modan_dicom.imaging",
     "synth_export": "modan_dicom.synth",
     "PretrainConfig": "modan_dicom.config",

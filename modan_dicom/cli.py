@@ -157,23 +157,68 @@ def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compil
 # ---- index -------------------------------------------------------------------------------------
 
 
+def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the commands that talk to an archive (index URL, pull)."""
+    for option in reversed([
+        click.option("--modality", multiple=True, help="Archive only: keep these DICOM Modality codes (repeat, or CT,MR)."),
+        click.option("--study-date", default=None, help="Archive only: Study Date range FROM-TO (YYYYMMDD or YYYY-MM-DD; a side may be empty)."),
+        click.option("--calling-aet", default="MODAN", show_default=True, help="DIMSE only: our AE title."),
+        click.option("--ca-bundle", type=click.Path(), default=None, help="https only: PEM file of the certificate authorities to trust."),
+        click.option("--query-cap", type=click.IntRange(min=1), default=None,
+                     help="Archive only: the archive's limit on matches per query, when known (default: check any answer of 100+)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @main.command("index")
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index file to write (Parquet).")
 @click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) for multi_hot.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Reading processes.")
+@click.option("--workers", type=int, default=None, help="Reading processes (folders; default 1) or concurrent queries (archives; default 4).")
 @click.option("--salt", default=None, help="Pseudonym key (default: $MODAN_SALT, else .modan-salt beside the index).")
 @click.option("--keep-uids", is_flag=True, help="Keep Study/Series/SOP Instance UIDs as they are (Patient ID stays pseudonymised).")
 @click.option("--layout", type=click.Choice(["auto", "dicom", "radimagenet"]), default="auto", show_default=True)
-def index(source: str, output: str, profile: str, workers: int, salt: str | None, keep_uids: bool, layout: str) -> None:
-    """Index every file under SOURCE: one row per file with header values, labels and status."""
+@click.option("--level", type=click.Choice(["series", "instance"]), default="series", show_default=True,
+              help="Archive only: one row per series or per instance.")
+@click.option("--since", default=None, help="Archive only: studies from this date on, added to the census at -o.")
+@_archive_options
+def index(source: str, output: str, profile: str, workers: int | None, salt: str | None, keep_uids: bool, layout: str,
+          level: str, since: str | None, modality: tuple[str, ...], study_date: str | None, calling_aet: str,
+          ca_bundle: str | None, query_cap: int | None) -> None:
+    """Index every file under SOURCE (a folder), or take the census of an archive (SOURCE a DICOMweb URL or
+    dimse://AET@HOST:PORT): one row per file, or per series, with header values, labels and status."""
+    from rich.markup import escape
+
+    from .pacs.address import is_archive
+
+    if is_archive(source):
+        from .pacs.census import run_census
+
+        with progress_bar("census", "series") as on_progress:
+            result = run_census(source, output, profile=profile, level=level, modality=list(modality),
+                                study_date=study_date, since=since, salt=salt, keep_uids=keep_uids,
+                                calling_aet=calling_aet, ca_bundle=ca_bundle, query_cap=query_cap,
+                                workers=workers or 4, progress=on_progress, return_frame=False)
+        render_index_summary(result.summary, unit="instances" if level == "instance" else "series")
+        for warning in result.summary.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        console.print(f"census written to [bold]{escape(str(result.output))}[/] ({result.series} series, "
+                      f"{result.instances} instances; {result.queries} queries; {result.seconds:.1f} s; "
+                      f"profile {result.meta.profile}; salt from {result.salt_source})", soft_wrap=True)
+        return
+    archive_only = {"--level": level != "series", "--since": since, "--modality": modality, "--study-date": study_date,
+                    "--ca-bundle": ca_bundle, "--query-cap": query_cap, "--calling-aet": calling_aet != "MODAN"}
+    given = [name for name, value in archive_only.items() if value]
+    if given:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} apply to an archive address, not to the folder {source}")
     from .ingest.index import run_index
 
     with progress_bar("index") as on_progress:
-        result = run_index(source, output, profile=profile, workers=workers, salt=salt, keep_uids=keep_uids,
+        result = run_index(source, output, profile=profile, workers=workers or 1, salt=salt, keep_uids=keep_uids,
                            layout=layout, progress=on_progress, return_frame=False)
-    from rich.markup import escape
-
     render_index_summary(result.summary)
     for warning in result.summary.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -182,14 +227,54 @@ def index(source: str, output: str, profile: str, workers: int, salt: str | None
                   f"profile {result.meta.profile}; salt from {result.salt_source})", soft_wrap=True)
 
 
-def render_index_summary(summary: Any, top_pairs: int = 30) -> None:
-    """Print an index (or census) summary as rich tables: status, modality x anatomy, unmapped values."""
+@main.command("pull")
+@click.argument("source")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the pulled files (new, or a previous pull to complete).")
+@click.option("--per-series", type=click.IntRange(min=1), default=1, show_default=True, help="Instances per series (the middle ones).")
+@click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile: the series it labels are pulled.")
+@click.option("--census", "census_path", type=click.Path(), default=None, help="Pull the ok series of this census (same salt).")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Concurrent retrievals.")
+@click.option("--salt", default=None, help="Pseudonym and UID key (default: $MODAN_SALT, else .modan-salt beside the census or in --out).")
+@click.option("--no-deidentify", is_flag=True, help="Keep the files as the archive sends them, PHI included (prints a warning).")
+@_archive_options
+def pull_command(source: str, out_dir: str, per_series: int, profile: str, census_path: str | None, workers: int,
+                 salt: str | None, no_deidentify: bool, modality: tuple[str, ...], study_date: str | None,
+                 calling_aet: str, ca_bundle: str | None, query_cap: int | None) -> None:
+    """Pull a de-identified training set from the archive at SOURCE: PER-SERIES instances of every series the
+    profile labels, written to OUT with OUT/index.parquet."""
+    from rich.markup import escape
+
+    from .pacs.pull import run_pull
+
+    if no_deidentify:
+        console.print("[bold yellow]warning:[/] --no-deidentify: the pulled files keep every identifier the archive "
+                      "holds (names, IDs, dates); handle them as patient data", soft_wrap=True)
+    with progress_bar("pull", "instances") as on_progress:
+        result = run_pull(source, out_dir, per_series=per_series, profile=profile, modality=list(modality),
+                          study_date=study_date, census=census_path, workers=workers, deidentify=not no_deidentify,
+                          salt=salt, calling_aet=calling_aet, ca_bundle=ca_bundle, query_cap=query_cap,
+                          progress=on_progress)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if result.errors:
+        first = result.frame[result.frame["status"] == "error"]["error"].iloc[0]
+        console.print(f"[yellow]warning:[/] {result.errors} instances or series failed (first: {escape(str(first))}); "
+                      "run the same command again to retry them", soft_wrap=True)
+    console.print(f"pulled [bold]{result.pulled}[/] instances ({result.present} already there, {result.errors} failed) "
+                  f"of {result.series} series into [bold]{escape(str(result.out))}[/] in {result.seconds:.1f} s; "
+                  f"{'de-identified' if result.deidentified else '[bold red]NOT de-identified[/]'}; "
+                  f"index: {escape(str(result.out / 'index.parquet'))}", soft_wrap=True)
+
+
+def render_index_summary(summary: Any, top_pairs: int = 30, unit: str = "files") -> None:
+    """Print an index (or census) summary as rich tables: status, modality x anatomy, unmapped values;
+    `unit` names what a row counts (files, series, instances)."""
     from rich.markup import escape
     from rich.table import Table
 
-    status = Table(title="files by status", title_justify="left")
+    status = Table(title=f"{unit} by status", title_justify="left")
     status.add_column("status")
-    status.add_column("files", justify="right")
+    status.add_column(unit, justify="right")
     for name, count in summary.by_status.items():
         status.add_row(name, str(count))
     status.add_row("[bold]total", f"[bold]{summary.total}")
@@ -203,7 +288,7 @@ def render_index_summary(summary: Any, top_pairs: int = 30) -> None:
             anatomy_totals[anatomy or "-"] = anatomy_totals.get(anatomy or "-", 0) + count
         modalities = sorted(modality_totals, key=lambda m: -modality_totals[m])
         anatomies = sorted(anatomy_totals, key=lambda a: -anatomy_totals[a])
-        grid = Table(title="anatomy x modality (ok and unmapped files)", title_justify="left")
+        grid = Table(title=f"anatomy x modality (ok and unmapped {unit})", title_justify="left")
         grid.add_column("anatomy")
         for modality in modalities:
             grid.add_column(modality, justify="right")
@@ -217,15 +302,15 @@ def render_index_summary(summary: Any, top_pairs: int = 30) -> None:
         out.print(grid)
     if summary.not_in_profile:
         outside = Table(title="outside the profile", title_justify="left")
-        for column in ("modality", "anatomy", "files"):
-            outside.add_column(column, justify="right" if column == "files" else "left")
+        for column in ("modality", "anatomy", unit):
+            outside.add_column(column, justify="right" if column == unit else "left")
         for (modality, anatomy), count in list(summary.not_in_profile.items())[:top_pairs]:
             outside.add_row(modality or "-", anatomy or "-", str(count))
         out.print(outside)
     if summary.top_unmapped:
         values = Table(title="top unmapped values", title_justify="left")
-        for column in ("field", "value", "files"):
-            values.add_column(column, justify="right" if column == "files" else "left")
+        for column in ("field", "value", unit):
+            values.add_column(column, justify="right" if column == unit else "left")
         for field_name, pairs_list in summary.top_unmapped.items():
             for value, count in pairs_list:
                 values.add_row(field_name, escape(value), str(count))

@@ -1,0 +1,282 @@
+"""DIMSE archives through `pynetdicom`: C-FIND to query, C-GET to retrieve (Study Root model).
+
+A series query is hierarchical, as the Study Root model wants it: the studies of the date range (C-FIND at
+STUDY level: Patient ID, Study Date, Study Description), then the series of each study (C-FIND at SERIES
+level). An answer that ends in Cancel (0xFE00: how Orthanc says it stopped at ``LimitFindResults``) is
+reported cut. Each thread keeps its own association; an aborted association or a dropped connection is
+retried on a new one with backoff. C-GET asks the archive to send the instance back on the same association
+(the SCP role is negotiated for the storage SOP classes being pulled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import PacsError
+from .address import ArchiveAddress
+from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, dataset_to_record
+
+STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyDescription")
+METADATA_FIELDS = ("Modality", "SOPClassUID", "BodyPartExamined", "SeriesDescription", "ProtocolName",
+                   "StudyDescription", "ImageLaterality", "Laterality", "ViewPosition", "Rows", "Columns",
+                   "Manufacturer", "ManufacturerModelName", "PatientID", "StudyDate")
+SUCCESS, CANCEL = 0x0000, 0xFE00
+PENDING = (0xFF00, 0xFF01)
+
+
+class Transient(Exception):
+    """An association that failed in a way worth retrying (aborted, dropped, timed out)."""
+
+
+def _transfer_syntaxes() -> list[str]:
+    from pydicom import uid
+
+    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
+            uid.ExplicitVRBigEndian, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLosslessSV1,
+            uid.JPEGLossless, uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless, uid.JPEG2000,
+            uid.JPEG2000MCLossless, uid.JPEG2000MC, uid.RLELossless]
+
+
+class _Connection:
+    """One association and what it can do; `received` collects the C-STORE sub-operations of a C-GET."""
+
+    def __init__(self, assoc: Any, storage: frozenset[str]) -> None:
+        self.assoc = assoc
+        self.storage = storage
+        self.received: list[Any] = []
+
+
+class DimseArchive(Archive):
+    """A DICOM node reached by C-FIND / C-GET (thread-safe: one association per thread)."""
+
+    max_storage_classes = 8  # 128 presentation contexts at most: C-FIND, C-GET, 8 classes x 15 syntaxes
+
+    def __init__(self, address: ArchiveAddress, *, timeout_s: float = 30.0, workers: int = 4) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[_Connection] = []
+
+    # ---- associations -----------------------------------------------------------------------------
+
+    def _connect(self, storage: frozenset[str]) -> _Connection:
+        from pynetdicom import AE, build_role, evt
+        from pynetdicom.sop_class import (
+            StudyRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelGet,
+        )
+
+        ae = AE(ae_title=self.address.calling_aet)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout_s
+        ae.connection_timeout = min(self.timeout_s, 10.0)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        for sop_class in sorted(storage):  # one context per syntax: the archive picks the one a file is in
+            for syntax in _transfer_syntaxes():
+                ae.add_requested_context(sop_class, syntax)
+        roles = [build_role(sop_class, scp_role=True) for sop_class in sorted(storage)]
+        holder: dict[str, _Connection] = {}
+
+        def on_store(event: Any) -> int:
+            dataset = event.dataset
+            dataset.file_meta = event.file_meta
+            holder["connection"].received.append(dataset)
+            return SUCCESS
+
+        assoc = ae.associate(self.address.host, self.address.port, ae_title=self.address.called_aet,
+                             ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        if not assoc.is_established:
+            where = f"{self.address.display}"
+            if assoc.is_rejected:
+                raise PacsError(f"{where}: the association was rejected ({_rejection(assoc)})")
+            if assoc.is_aborted:
+                raise Transient(f"{where}: the association was aborted while opening")
+            raise PacsError(f"{where}: cannot connect (no DICOM answer on {self.address.host}:{self.address.port})")
+        with contextlib.suppress(AttributeError, OSError):  # small requests go out at once (no Nagle wait)
+            assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = holder["connection"] = _Connection(assoc, storage)
+        with self._lock:
+            self._open.append(connection)
+        return connection
+
+    def _connection(self, storage: Iterable[str] = ()) -> _Connection:
+        wanted = frozenset(storage)
+        current: _Connection | None = getattr(self._local, "connection", None)
+        if current is not None and current.assoc.is_established and wanted <= current.storage:
+            return current
+        if current is not None:
+            wanted |= current.storage
+            self._release(current)
+        if len(wanted) > self.max_storage_classes:
+            wanted = frozenset(storage)
+        self._local.connection = self._connect(wanted)
+        return self._local.connection
+
+    def _release(self, connection: _Connection) -> None:
+        try:
+            if connection.assoc.is_established:
+                connection.assoc.release()
+        finally:
+            with self._lock:
+                if connection in self._open:
+                    self._open.remove(connection)
+            if getattr(self._local, "connection", None) is connection:
+                self._local.connection = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                self._release(connection)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    def _run(self, what: str, action: Any) -> Any:
+        def attempt() -> Any:
+            try:
+                return action()
+            except Transient:
+                current = getattr(self._local, "connection", None)
+                if current is not None:
+                    try:
+                        current.assoc.abort()
+                    finally:
+                        self._release(current)
+                raise
+
+        try:
+            return self.with_retries(attempt, what, lambda exc: isinstance(exc, Transient))
+        except Transient as exc:
+            raise PacsError(f"{exc} ({what}; gave up after {self.retries + 1} tries)") from exc
+
+    # ---- C-FIND -------------------------------------------------------------------------------------
+
+    def _find(self, level: str, keys: dict[str, Any], what: str) -> Answer:
+        from pydicom.dataset import Dataset
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            if keyword == "AnatomicRegionSequence":
+                from pydicom.sequence import Sequence as DicomSequence
+
+                setattr(identifier, keyword, DicomSequence([]))
+            else:
+                setattr(identifier, keyword, value)  # None: an empty key, "return this attribute"
+
+        def query() -> Answer:
+            connection = self._connection()
+            records: list[dict[str, Any]] = []
+            final = None
+            for status, found in connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+                code = getattr(status, "Status", None)
+                if code is None:
+                    raise Transient(f"{self.address.display}: the connection was dropped during a {what}")
+                if code in PENDING:
+                    if found is not None:
+                        records.append(dataset_to_record(found))
+                    continue
+                final = code
+            if final == SUCCESS:
+                return Answer(records, False)
+            if final == CANCEL:
+                return Answer(records, True)
+            if final is None:
+                raise Transient(f"{self.address.display}: the {what} ended without a final status")
+            raise PacsError(f"{self.address.display}: {what} failed (C-FIND status 0x{final:04X})")
+
+        return self._run(what, query)
+
+    def find_series(self, query: SeriesQuery) -> Answer:
+        study_keys: dict[str, Any] = dict.fromkeys(STUDY_FIELDS)
+        study_keys["StudyDate"] = query.dates.query_value()
+        if query.modality:
+            study_keys["ModalitiesInStudy"] = query.modality
+        studies = self._find("STUDY", study_keys, "study query")
+        series_keys = dict.fromkeys(f for f in SERIES_FIELDS if f not in STUDY_FIELDS)
+        series_keys["Modality"] = query.modality
+        wanted = [study for study in studies.records if study.get("StudyInstanceUID")]
+
+        def series_of(study: dict[str, Any]) -> Answer:
+            return self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"], **series_keys},
+                              "series query")
+
+        if self._pool is None:  # kept: its threads keep their associations from one query to the next
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-dimse")
+        records: list[dict[str, Any]] = []
+        truncated: bool | None = studies.truncated
+        for study, found in zip(wanted, self._pool.map(series_of, wanted)):
+            truncated = truncated or found.truncated
+            context = {k: study.get(k) for k in STUDY_FIELDS}
+            records.extend({**record, **context} for record in found.records)
+        return Answer(records, truncated)
+
+    def series_instances(self, study_uid: str, series_uid: str) -> Answer:
+        keys = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, **dict.fromkeys(INSTANCE_FIELDS)}
+        return self._find("IMAGE", keys, "instance query")
+
+    def instance_metadata(self, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, Any]:
+        keys = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid,
+                **dict.fromkeys(METADATA_FIELDS), "AnatomicRegionSequence": None}
+        answer = self._find("IMAGE", keys, "instance metadata query")
+        return answer.records[0] if answer.records else {}
+
+    # ---- C-GET --------------------------------------------------------------------------------------
+
+    def retrieve(self, study_uid: str, series_uid: str, sop_uid: str, sop_class: str | None = None) -> Any:
+        from pydicom.dataset import Dataset
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
+        if not sop_class:
+            sop_class = self.instance_metadata(study_uid, series_uid, sop_uid).get("SOPClassUID")
+        if not sop_class:
+            raise PacsError(f"{self.address.display}: no SOP Class UID for the instance to retrieve")
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "IMAGE"
+        identifier.StudyInstanceUID = study_uid
+        identifier.SeriesInstanceUID = series_uid
+        identifier.SOPInstanceUID = sop_uid
+
+        def get() -> Any:
+            connection = self._connection([str(sop_class)])
+            connection.received.clear()
+            final = None
+            for status, _ in connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
+                code = getattr(status, "Status", None)
+                if code is None:
+                    raise Transient(f"{self.address.display}: the connection was dropped during a C-GET")
+                if code in PENDING:
+                    continue
+                final = code
+            received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
+            connection.received.clear()
+            if final is None:
+                raise Transient(f"{self.address.display}: the C-GET ended without a final status")
+            if received:
+                return received[0]
+            raise PacsError(f"{self.address.display}: C-GET returned no instance (status 0x{final:04X})")
+
+        return self._run("C-GET", get)
+
+
+def _rejection(assoc: Any) -> str:
+    """Why an association was rejected, in words (PS3.8 Table 9-21)."""
+    primitive = getattr(getattr(assoc, "acceptor", None), "primitive", None)
+    reason = getattr(primitive, "diagnostic", None) if primitive is not None else None
+    reasons = {1: "no reason given", 2: "application context not supported",
+               3: "calling AE title not recognised", 7: "called AE title not recognised"}
+    return reasons.get(reason, f"reason {reason}" if reason is not None else "no reason given")
+
