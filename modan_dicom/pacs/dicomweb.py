@@ -74,7 +74,8 @@ class DicomwebArchive(Archive):
 
         if isinstance(exc, requests.HTTPError):
             return exc.response is not None and exc.response.status_code in RETRY_STATUS
-        return isinstance(exc, (requests.ConnectionError, requests.Timeout)) and not _refused(exc)
+        dropped = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+        return isinstance(exc, dropped) and not _refused(exc)
 
     def _call(self, what: str, action: Any) -> Any:
         """Run one request with retries; turn what escapes into a one-line PacsError."""
@@ -90,7 +91,7 @@ class DicomwebArchive(Archive):
             raise PacsError(f"{self.address.display}: {what}: HTTP {status} {reason}{hint}".rstrip()) from exc
         except requests.exceptions.SSLError as exc:
             raise PacsError(f"{self.address.display}: TLS failed ({_short(exc)}); see --ca-bundle") from exc
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             if _refused(exc):
                 raise PacsError(f"{self.address.display}: cannot connect (connection refused)") from exc
             raise PacsError(f"{self.address.display}: {what}: the connection failed or was dropped "

@@ -74,6 +74,10 @@ class DimseArchive(Archive):
             StudyRootQueryRetrieveInformationModelGet,
         )
 
+        try:  # a plain TCP probe first: pynetdicom reports a refused connection as an abort
+            socket.create_connection((self.address.host, self.address.port), timeout=min(self.timeout_s, 10.0)).close()
+        except OSError as exc:
+            raise PacsError(f"{self.address.display}: cannot connect ({exc.strerror or exc})") from exc
         ae = AE(ae_title=self.address.calling_aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout_s
         ae.connection_timeout = min(self.timeout_s, 10.0)
