@@ -287,12 +287,14 @@ def _check_source(source: str | os.PathLike[str]) -> Path:
     return path.resolve()
 
 
-def _check_output(output: str | os.PathLike[str]) -> Path:
+def check_output_file(output: str | os.PathLike[str], what: str = "index") -> Path:
+    """The resolved path of a Parquet file to write (`what`: "index", "census"), its folder created;
+    OutputError when it is a folder or cannot be written."""
     from ..atomic import prepare_parent
 
     path = Path(output)
     if path.is_dir():
-        raise OutputError(f"{output} is a folder; give the index file name (e.g. {path / 'index.parquet'})")
+        raise OutputError(f"{output} is a folder; give the {what} file name (e.g. {path / (what + '.parquet')})")
     prepare_parent(path)  # raises OutputError when the folder cannot be created or written
     return path.resolve()
 
@@ -449,7 +451,7 @@ def run_index(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
     root = _check_source(source)
-    out_path = _check_output(output) if output is not None else None
+    out_path = check_output_file(output) if output is not None else None
     layout_name, prefix = _resolve_layout(layout, root)
     vocab = load_vocabulary(profile)
     salt_bytes, salt_source = resolve_salt(salt, out_path.parent if out_path is not None else None)

@@ -66,7 +66,7 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _codes(value: Any) -> Iterable[tuple[str, str, str]]:
+def code_triples(value: Any) -> Iterable[tuple[str, str, str]]:
     """(scheme, code, meaning) triples from a list of tuples or of mappings with DICOM code keywords."""
     if not isinstance(value, (list, tuple)):
         return
@@ -85,7 +85,7 @@ def resolve_anatomy(raw: Mapping[str, Any], vocab: Vocabulary) -> tuple[str | No
     Order: AnatomicRegion codes (then their meanings), Body Part Examined (exact term, else its text; junk
     falls through), Series Description, Protocol Name, Study Description.
     """
-    for scheme, code, meaning in _codes(raw.get("AnatomicRegion")):
+    for scheme, code, meaning in code_triples(raw.get("AnatomicRegion")):
         anatomy = vocab.lookup_anatomy_code(scheme, code) or vocab.lookup_anatomy(meaning)
         if anatomy is not None:
             return anatomy, "AnatomicRegion"

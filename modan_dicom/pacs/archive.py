@@ -6,7 +6,8 @@ An `Archive` answers three questions and retrieves one thing:
   the crawl in `crawl.py` splits it when the archive caps the number of matches);
 - `series_instances(study, series)`: the instances of one series (SOP Instance UID, Instance Number, SOP Class);
 - `instance_metadata(study, series, sop)`: the header of one instance, without bulk data;
-- `retrieve(study, series, sop)`: the instance itself, a pydicom Dataset.
+- `retrieve(study, series, sop, sop_class)`: the instance itself, a pydicom Dataset (the SOP Class UID, when
+  known, lets DIMSE negotiate for it without asking first).
 
 Answers are *records*: plain dicts keyed by DICOM keyword (``"Modality"``, ``"BodyPartExamined"`` …), the
 values as `resolve_labels` takes them (strings, lists for multiple values, lists of dicts for sequences),
@@ -82,7 +83,8 @@ class Archive:
     def instance_metadata(self, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
 
-    def retrieve(self, study_uid: str, series_uid: str, sop_uid: str) -> Any:  # pragma: no cover - abstract
+    def retrieve(self, study_uid: str, series_uid: str, sop_uid: str,
+                 sop_class: str | None = None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def close(self) -> None:
@@ -174,6 +176,12 @@ def json_to_record(item: Mapping[str, Any]) -> dict[str, Any]:
             values = [v.get("Alphabetic") if isinstance(v, Mapping) else v for v in values]
         record[keyword] = values[0] if len(values) == 1 else list(values)
     return record
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type when empty), cut to `limit` characters."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return message if len(message) <= limit else message[:limit - 3] + "..."
 
 
 def text(value: Any) -> str | None:

@@ -23,10 +23,10 @@ from typing import Any
 import pyarrow as pa
 
 from .. import __version__
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from ..ingest.header import study_month
-from ..ingest.index import load_vocabulary, vocabulary_fingerprint
-from ..ingest.labels import Labels, resolve_labels
+from ..ingest.index import check_output_file, load_vocabulary, vocabulary_fingerprint
+from ..ingest.labels import Labels, code_triples, resolve_labels
 from ..ingest.pseudonym import Pseudonymizer, resolve_salt
 from ..ingest.schema import (
     RAW_INT_COLUMNS, RAW_STRING_COLUMNS, IndexMeta, index_schema, open_index_writer, read_index,
@@ -74,13 +74,10 @@ def date_range(study_date: str | None = None, since: str | None = None) -> DateR
     return DateRange(start, end)
 
 
-def _codes(value: Any) -> list[tuple[str, str, str]] | None:
-    """Anatomic Region Sequence items (records) -> (scheme, code, meaning) triples."""
-    if not isinstance(value, list) or not value:
-        return None
-    out = [(text(item.get("CodingSchemeDesignator")) or "", text(item.get("CodeValue")) or "",
-            text(item.get("CodeMeaning")) or "") for item in value if isinstance(item, Mapping)]
-    return out or None
+def parse_modalities(modality: str | Sequence[str] | None) -> list[str]:
+    """"CT", ["CT", "MR"] or ["CT,MR"] -> ["CT", "MR"] (upper case, blanks dropped)."""
+    given = [modality] if isinstance(modality, str) else list(modality or ())
+    return [code.strip().upper() for item in given for code in item.split(",") if code.strip()]
 
 
 def _raw(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +87,7 @@ def _raw(record: Mapping[str, Any]) -> dict[str, Any]:
             "SeriesDescription": text(record.get("SeriesDescription")),
             "ProtocolName": text(record.get("ProtocolName")),
             "StudyDescription": text(record.get("StudyDescription")),
-            "AnatomicRegion": _codes(record.get("AnatomicRegionSequence")) or []}
+            "AnatomicRegion": record.get("AnatomicRegionSequence") or []}
 
 
 @dataclass
@@ -197,7 +194,7 @@ def _row(item: SeriesItem, record: Mapping[str, Any], pseudo: Pseudonymizer, *, 
     row.update(keys)
     row.update(
         path=path, size=0, mtime_ns=0, status=item.status, error=item.error,
-        AnatomicRegionSequence=_codes(record.get("AnatomicRegionSequence")),
+        AnatomicRegionSequence=list(code_triples(record.get("AnatomicRegionSequence"))) or None,
         study_month=study_month(text(record.get("StudyDate"))),
         modality=labels.modality, modality_source=labels.modality_source,
         anatomy=labels.anatomy, anatomy_source=labels.anatomy_source,
@@ -264,16 +261,6 @@ class CensusResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _check_output(output: str | os.PathLike[str]) -> Path:
-    from ..atomic import prepare_parent
-
-    path = Path(output)
-    if path.is_dir():
-        raise OutputError(f"{output} is a folder; give the census file name (e.g. {path / 'census.parquet'})")
-    prepare_parent(path)
-    return path.resolve()
-
-
 def _merge_previous(output: Path, meta: IndexMeta, rows: list[dict[str, Any]]) -> pa.Table | None:
     """Rows of the previous census at `output` that this (incremental) run did not see again."""
     if not output.exists():
@@ -308,10 +295,9 @@ def run_census(
     if workers < 1:
         raise ConfigError(f"workers must be at least 1 (got {workers})")
     address: ArchiveAddress = parse_address(source, calling_aet=calling_aet, ca_bundle=ca_bundle)
-    modalities = [m.strip().upper() for m in ([modality] if isinstance(modality, str) else (modality or ()))
-                  for m in m.split(",") if m.strip()] if modality else []
+    modalities = parse_modalities(modality)
     dates = date_range(study_date, since)
-    out_path = _check_output(output) if output is not None else None
+    out_path = check_output_file(output, "census") if output is not None else None
     vocab = load_vocabulary(profile)
     salt_bytes, salt_source = resolve_salt(salt, out_path.parent if out_path is not None else None)
     pseudo = Pseudonymizer(salt_bytes, keep_uids)

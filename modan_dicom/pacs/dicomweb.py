@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import PacsError
 from .address import ArchiveAddress, dicomweb_auth_headers
-from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, json_to_record
+from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, json_to_record, one_line
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ACCEPT_ANY_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -90,17 +90,17 @@ class DicomwebArchive(Archive):
                     403: " (the credentials are not allowed to do this)"}.get(status, "")
             raise PacsError(f"{self.address.display}: {what}: HTTP {status} {reason}{hint}".rstrip()) from exc
         except requests.exceptions.SSLError as exc:
-            raise PacsError(f"{self.address.display}: TLS failed ({_short(exc)}); see --ca-bundle") from exc
+            raise PacsError(f"{self.address.display}: TLS failed ({one_line(exc, 160)}); see --ca-bundle") from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             if _refused(exc):
                 raise PacsError(f"{self.address.display}: cannot connect (connection refused)") from exc
             raise PacsError(f"{self.address.display}: {what}: the connection failed or was dropped "
-                            f"({_short(exc)})") from exc
+                            f"({one_line(exc, 160)})") from exc
         except requests.Timeout as exc:
             raise PacsError(f"{self.address.display}: {what}: no answer within {self.timeout_s:g} s") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON / multipart that does not parse
             raise PacsError(f"{self.address.display}: {what}: the answer is not valid DICOMweb "
-                            f"({_short(exc)})") from exc
+                            f"({one_line(exc, 160)})") from exc
 
     def _search(self, what: str, method: str, fields: Sequence[str], filters: dict[str, str],
                 **uids: str) -> Answer:
@@ -155,9 +155,9 @@ class DicomwebArchive(Archive):
 
         return self._call("instance metadata", fetch)
 
-    def retrieve(self, study_uid: str, series_uid: str, sop_uid: str) -> Any:
+    def retrieve(self, study_uid: str, series_uid: str, sop_uid: str, sop_class: str | None = None) -> Any:
         """The instance in the transfer syntax the archive holds it in (``transfer-syntax=*``: no
-        transcoding, no loss), as a pydicom Dataset."""
+        transcoding, no loss), as a pydicom Dataset (`sop_class` is not needed here)."""
         from io import BytesIO
 
         import pydicom
@@ -177,11 +177,6 @@ class DicomwebArchive(Archive):
 
 def _refused(exc: BaseException) -> bool:
     return "refused" in str(exc).lower() or "name or service not known" in str(exc).lower()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) < 160 else text[:157] + "..."
 
 
 

@@ -14,7 +14,7 @@ import contextlib
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import PacsError
@@ -165,6 +165,23 @@ class DimseArchive(Archive):
         except Transient as exc:
             raise PacsError(f"{exc} ({what}; gave up after {self.retries + 1} tries)") from exc
 
+    def _drain(self, responses: Iterable[tuple[Any, Any]], what: str) -> tuple[int, list[Any]]:
+        """(final status, identifiers of the pending responses) of one C-FIND / C-GET; Transient when the
+        connection drops or the operation ends without a final status."""
+        final = None
+        pending: list[Any] = []
+        for status, identifier in responses:
+            code = getattr(status, "Status", None)
+            if code is None:
+                raise Transient(f"{self.address.display}: the connection was dropped during a {what}")
+            if code in PENDING:
+                pending.append(identifier)
+                continue
+            final = code
+        if final is None:
+            raise Transient(f"{self.address.display}: the {what} ended without a final status")
+        return final, pending
+
     # ---- C-FIND -------------------------------------------------------------------------------------
 
     def _find(self, level: str, keys: dict[str, Any], what: str) -> Answer:
@@ -182,24 +199,13 @@ class DimseArchive(Archive):
                 setattr(identifier, keyword, value)  # None: an empty key, "return this attribute"
 
         def query() -> Answer:
-            connection = self._connection()
-            records: list[dict[str, Any]] = []
-            final = None
-            for status, found in connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
-                code = getattr(status, "Status", None)
-                if code is None:
-                    raise Transient(f"{self.address.display}: the connection was dropped during a {what}")
-                if code in PENDING:
-                    if found is not None:
-                        records.append(dataset_to_record(found))
-                    continue
-                final = code
+            responses = self._connection().assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
+            final, pending = self._drain(responses, what)
+            records = [dataset_to_record(found) for found in pending if found is not None]
             if final == SUCCESS:
                 return Answer(records, False)
             if final == CANCEL:
                 return Answer(records, True)
-            if final is None:
-                raise Transient(f"{self.address.display}: the {what} ended without a final status")
             raise PacsError(f"{self.address.display}: {what} failed (C-FIND status 0x{final:04X})")
 
         return self._run(what, query)
@@ -257,18 +263,12 @@ class DimseArchive(Archive):
         def get() -> Any:
             connection = self._connection([str(sop_class)])
             connection.received.clear()
-            final = None
-            for status, _ in connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
-                code = getattr(status, "Status", None)
-                if code is None:
-                    raise Transient(f"{self.address.display}: the connection was dropped during a C-GET")
-                if code in PENDING:
-                    continue
-                final = code
-            received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
-            connection.received.clear()
-            if final is None:
-                raise Transient(f"{self.address.display}: the C-GET ended without a final status")
+            try:
+                final, _ = self._drain(connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet),
+                                       "C-GET")
+                received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
+            finally:
+                connection.received.clear()
             if received:
                 return received[0]
             raise PacsError(f"{self.address.display}: C-GET returned no instance (status 0x{final:04X})")

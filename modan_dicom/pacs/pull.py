@@ -26,8 +26,8 @@ from ..ingest.index import load_vocabulary
 from ..ingest.pseudonym import Pseudonymizer, resolve_salt
 from ..ingest.schema import read_index, read_index_meta
 from .address import parse_address
-from .archive import Archive, integer, open_archive, text
-from .census import SeriesItem, date_range, survey
+from .archive import Archive, integer, one_line, open_archive, text
+from .census import SeriesItem, date_range, parse_modalities, survey
 
 PULL_FILE = ".modan-pull.json"
 INDEX_NAME = "index.parquet"
@@ -109,8 +109,7 @@ def run_pull(
     if workers < 1:
         raise ConfigError(f"workers must be at least 1 (got {workers})")
     address = parse_address(source, calling_aet=calling_aet, ca_bundle=ca_bundle)
-    modalities = [m.strip().upper() for m in ([modality] if isinstance(modality, str) else (modality or ()))
-                  for m in m.split(",") if m.strip()] if modality else []
+    modalities = parse_modalities(modality)
     dates = date_range(study_date)
     root = Path(out).resolve()
     if census is not None and not Path(census).is_file():
@@ -164,7 +163,7 @@ def run_pull(
             try:
                 _fetch(archive, job, root, deidentifier, vocab)
             except Exception as exc:  # noqa: BLE001 - one failing instance must not stop the pull
-                return _result(job, pseudo, "error", _one_line(exc))
+                return _result(job, pseudo, "error", one_line(exc))
             return _result(job, pseudo, "pulled")
 
         with ThreadPoolExecutor(workers, thread_name_prefix="modan-pull") as pool:
@@ -189,11 +188,6 @@ def run_pull(
                       deidentify, warnings)
 
 
-def _one_line(exc: BaseException) -> str:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return message[:300]
-
-
 def _labels_of(item: SeriesItem) -> tuple[str | None, str | None]:
     if item.census_labels is not None:
         return item.census_labels
@@ -215,7 +209,7 @@ def _plan(archive: Archive, chosen: list[SeriesItem], pseudo: Pseudonymizer, per
         try:
             answer = archive.series_instances(*item.uids)
         except Exception as exc:  # noqa: BLE001
-            return _one_line(exc)
+            return one_line(exc)
         record = item.record
         folder = "/".join(str(pseudo.key(kind, text(record.get(keyword)))) for kind, keyword in
                           (("patient", "PatientID"), ("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID")))
@@ -239,8 +233,7 @@ def _fetch(archive: Archive, job: _Job, root: Path, deidentifier: Any, vocab: An
     """Retrieve one instance, de-identify and stamp it, and write it atomically."""
     study, series = job.item.uids
     sop = str(job.instance.get("SOPInstanceUID"))
-    kwargs = {"sop_class": text(job.instance.get("SOPClassUID"))} if hasattr(archive, "max_storage_classes") else {}
-    ds = archive.retrieve(study, series, sop, **kwargs)
+    ds = archive.retrieve(study, series, sop, text(job.instance.get("SOPClassUID")))
     if deidentifier is not None:
         from .deidentify import stamp_labels
 
