@@ -7,8 +7,10 @@ Throughput mode builds (or reuses, --export DIR) a synthetic export of about --f
 realistic image size, reads every file once to warm the page cache, then measures in the same run:
 our header reader in one process, `build_index` with each worker count (fresh index each time),
 and the naive baseline `pydicom.dcmread(path)` (the whole file, pixel data included) over the same
-files. Prints files/s, files/s per worker, and the ratios (targets: >= 5x naive, >= 1,000 files/s
-per worker, near-linear scaling).
+files. Prints files/s, files/s per worker, microseconds per file, and the ratios (targets: >= 5x
+naive, >= 1,000 files/s per worker, near-linear scaling); the row overhead (what build_index with
+1 worker costs beyond read_header: the walk, labels, pseudonyms, Arrow, Parquet); and the load
+average, since other processes share the machine (best of --repeats is kept).
 
 Memory mode makes a tree of N files by hard-linking a small synthetic export many times (cheap:
 no new data), indexes it in a fresh child process, and reports the peak resident memory of that
@@ -89,6 +91,7 @@ def throughput(args: argparse.Namespace) -> None:
         make_export(root, args.files, args.image_size)
     paths = _files(root)
     size = _warm(paths)
+    load_before = os.getloadavg()[0]
     n = len(paths)
     cache = "emptied before every timed run (--cold)" if COLD else "warm"
     print(f"{n} files, {size / 1e9:.2f} GB, mean {size / n / 1e3:.0f} kB (page cache {cache})", flush=True)
@@ -120,17 +123,22 @@ def throughput(args: argparse.Namespace) -> None:
     shutil.rmtree(out_dir, ignore_errors=True)
 
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"pydicom {pydicom.__version__}; best of {args.repeats}")
-    print(f"{'':36s} {'seconds':>8s} {'files/s':>9s} {'per worker':>11s} {'vs naive':>9s}")
+          f"pydicom {pydicom.__version__}; best of {args.repeats}; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after (other processes)")
+    print(f"{'':36s} {'seconds':>8s} {'files/s':>9s} {'per worker':>11s} {'us/file':>8s} {'vs naive':>9s}")
     for name, w, t in rows:
-        print(f"{name:36s} {t:8.2f} {n / t:9.0f} {n / t / w:11.0f} {t_naive / t:8.1f}x")
+        print(f"{name:36s} {t:8.2f} {n / t:9.0f} {n / t / w:11.0f} {t / n * 1e6:8.1f} {t_naive / t:8.1f}x")
     by_workers = {w: t for name, w, t in rows if name.startswith("build_index")}
     if 1 in by_workers:
+        if not COLD:  # cold, build_index reads ahead (prefetch) and read_header alone does not
+            print(f"row overhead (build_index, 1 worker, minus read_header): "
+                  f"{(by_workers[1] - rows[0][2]) / n * 1e6:.1f} us/file")
         for w, t in by_workers.items():
             if w > 1:
                 print(f"scaling 1 -> {w} workers: {by_workers[1] / t:.2f}x (linear: {w}x)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"files": n, "bytes": size, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"files": n, "bytes": size, "rows": rows, "cold": COLD,
+                                               "load": [load_before, os.getloadavg()[0]]}, indent=1))
 
 
 def _link_tree(small: Path, target: Path, n: int) -> int:

@@ -144,6 +144,20 @@ def test_deflated_file_cut_in_its_header_is_an_error(tmp_path: Path) -> None:
     assert got["kind"] == "error" and "truncated" in got["error"]
 
 
+def test_unknown_vr_in_the_dataset_is_an_error_row(tmp_path: Path) -> None:
+    # A corrupt VR makes the fast walker hand over to pydicom, which raises on it: one error row.
+    path = write_dicom(tmp_path / "whole.dcm", series_description="AX T2 KNEE", rows=16, columns=16)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x08\x00\x3e\x10")  # (0008,103E) Series Description, explicit VR LO
+    assert data[at + 4:at + 6] == b"LO"
+    data[at + 4:at + 6] = b"\x01\x02"
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(bytes(data))
+    got = read_header(broken)
+    assert got["kind"] == "error" and got["error"].startswith("unreadable DICOM") and "\n" not in got["error"]
+    assert read_header(path)["SeriesDescription"] == "AX T2 KNEE"
+
+
 def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
     got = read_header(tmp_path / "missing.dcm")
     assert got["kind"] == "error" and got["error"].startswith("cannot open")

@@ -74,3 +74,17 @@ def test_fingerprint_does_not_reveal_the_salt() -> None:
     fp = salt_fingerprint(b"my-salt")
     assert fp == salt_fingerprint(b"my-salt") and fp != salt_fingerprint(b"other")
     assert "my-salt" not in fp and len(fp) == 12
+
+
+@pytest.mark.parametrize("keep_uids", [False, True])
+def test_key_tuple_equals_keys(keep_uids: bool) -> None:
+    p = Pseudonymizer(b"salt", keep_uids=keep_uids)
+    cases = [("PID-1", "1.2", "1.2.3", "1.2.3.4"), ("PID-1", "1.2", "1.2.3", "1.2.3.5"),
+             (None, "", "1.2.9", None), ("", None, None, "9.9")]
+    for _ in range(2):  # the second round is answered from the caches
+        for patient, study, series, instance in cases:
+            raw = {"PatientID": patient, "StudyInstanceUID": study, "SeriesInstanceUID": series,
+                   "SOPInstanceUID": instance}
+            expected = p.keys(raw)
+            assert p.key_tuple(patient, study, series, instance) == (
+                expected["patient_key"], expected["study_key"], expected["series_key"], expected["instance_key"])

@@ -21,6 +21,7 @@ from modan_dicom.ingest.schema import (
     read_index_meta,
     read_index_metadata,
     rows_to_batch,
+    columns_to_batch,
 )
 from modan_dicom.ingest.summary import SummaryBuilder, summarize
 
@@ -120,3 +121,13 @@ def test_summary_streamed_equals_whole_and_weights() -> None:
     assert result.top_unmapped["SeriesDescription"] == [("S0", 4), ("S1", 3)]
     census = frame.assign(count=10)  # a census row stands for a series of 10 instances
     assert summarize(census, weight="count").total == 210
+
+
+def test_columns_give_the_same_batch_as_rows() -> None:
+    schema = index_schema(len(AXES))
+    rows = _rows(12)
+    by_columns = columns_to_batch([[row.get(name) for row in rows] for name in schema.names], schema)
+    assert by_columns.equals(rows_to_batch(rows, schema))
+    frame = by_columns.to_pandas()
+    assert frame["multi_hot"].isna().tolist() == [i % 3 == 2 for i in range(12)]
+    assert list(frame.loc[0, "AnatomicRegionSequence"][0].values()) == ["SCT", "72696002", "Knee"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modan_dicom.ingest.walk import count_files, walk
+from modan_dicom.ingest.walk import count_files, walk, walk_items
 
 
 def _tree(root: Path) -> None:
@@ -88,3 +88,14 @@ def test_non_utf8_name_is_reported(tmp_path: Path) -> None:
     (entry,) = list(walk(tmp_path))
     assert entry.error == "file name is not valid UTF-8"
     entry.path.encode("utf-8")  # storable
+
+
+def test_walk_items_are_the_walk_as_tuples(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    items = list(walk_items(tmp_path, exclude=lambda rel: rel == "a-c"))
+    entries = list(walk(tmp_path, exclude=lambda rel: rel == "a-c"))
+    assert items == [(e.path, e.size, e.mtime_ns, e.error) for e in entries]
+    assert [i[0] for i in items] == ["DICOMDIR", "a/b/IM000001", "a/file.dcm", "dangling", "ü-名前/Bild 1"]
+    assert items[3][3] == "dangling symbolic link"

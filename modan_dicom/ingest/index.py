@@ -6,7 +6,9 @@ gives its labels from the folders (`radimagenet.py`); otherwise its header is re
 keyed pseudonyms (`pseudonym.py`). Files are handed to `workers` processes in chunks of
 `batch_size`, at most a few chunks in flight, and the rows come back as Arrow record batches that
 are written, in walk order, straight into the new Parquet file (`schema.py`): memory stays bounded
-whatever the number of files.
+whatever the number of files. Rows are built as tuples and turned into Arrow column by column;
+what repeats along a series (labels, pseudonyms) is computed once. On a cold disk the first
+kilobytes of a chunk's files are requested from the kernel all at once (`prefetch_headers`).
 
 Incremental runs: when `output` already holds an index built with the same settings (profile,
 vocabulary, salt, layout, keep_uids, source, modan-dicom version), it is read alongside the walk
@@ -18,14 +20,17 @@ so a run that fails or is killed midway leaves the previous index untouched.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +40,87 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..errors import ConfigError, OutputError, SourceError
 from . import radimagenet
-from .header import is_image, read_header
-from .pseudonym import SALT_FILE, Pseudonymizer, resolve_salt
+from .header import HEADER_WINDOW, is_image, read_header
+from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from .schema import (
+    COLUMNS,
     RAW_INT_COLUMNS,
     RAW_STRING_COLUMNS,
     IndexMeta,
+    columns_to_batch,
     index_schema,
     open_index_writer,
     read_index,
     read_index_meta,
-    rows_to_batch,
     table_to_frame,
 )
-from .summary import IndexSummary, SummaryBuilder
-from .walk import FileEntry, count_files, walk
+from .summary import ANATOMY_FIELDS, MODALITY_FIELDS, IndexSummary, SummaryBuilder
+from .walk import count_files, walk_items
 
 LAYOUTS = ("auto", "dicom", "radimagenet")
 LABEL_KEYS = ("Modality", "BodyPartExamined", "SeriesDescription", "ProtocolName",
               "StudyDescription", "AnatomicRegion", "SOPClassUID")
 Progress = Callable[[int, "int | None"], None]
+Item = tuple[str, int, int, "str | None"]  # a walked file (`walk_items`): (path, size, mtime_ns, error)
+
+# header dict -> values, in index column order
+_RAW_VALUES = itemgetter(*RAW_STRING_COLUMNS, *RAW_INT_COLUMNS)
+_LABEL_VALUES = itemgetter(*LABEL_KEYS)
+_IDENTIFIERS = itemgetter("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+# a row's values after (path, size, mtime_ns, status, error), all null: raw values,
+# AnatomicRegionSequence, the 4 keys, study_month, modality ... label, multi_hot
+_NO_VALUES = (None,) * (len(COLUMNS) - 5)
+# the columns the closing summary reads, and how to pick them from a row tuple
+_SUMMARY_FIELDS = ("status", "modality", "anatomy", *MODALITY_FIELDS, *ANATOMY_FIELDS)
+_SUMMARY_VALUES = itemgetter(*(COLUMNS.index(name) for name in _SUMMARY_FIELDS))
+
+
+# ---- reading ahead on a cold disk ---------------------------------------------------------------
+
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux: a read that fails rather than wait for the disk
+_ADVISE = getattr(os, "posix_fadvise", None)
+
+
+def _cached(path: str) -> bool | None:
+    """Whether the first bytes of `path` are in the page cache (None: cannot tell, or no file)."""
+    if _NOWAIT is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        os.preadv(fd, [bytearray(1)], 0, _NOWAIT)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def prefetch_headers(paths: Sequence[str], nbytes: int = HEADER_WINDOW) -> None:
+    """Ask the kernel to start reading the first `nbytes` of every file in `paths` at once
+    (POSIX_FADV_WILLNEED, asynchronous) when they are not in the page cache (first and last
+    path probed with RWF_NOWAIT): a chunk read from a cold disk then keeps many requests in
+    flight instead of one at a time. Does nothing when the cache is warm or the platform lacks
+    these calls; never raises."""
+    if _ADVISE is None or not paths:
+        return
+    if _cached(paths[0]) is not False and _cached(paths[-1]) is not False:
+        return  # in the page cache (or cannot tell): the extra calls would only cost time
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block us
+        except OSError:
+            continue
+        try:
+            _ADVISE(fd, 0, nbytes, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 # ---- one file -> one row ------------------------------------------------------------------------
@@ -100,7 +166,12 @@ def vocabulary_fingerprint(vocab: Any) -> str:
 
 
 class FileIndexer:
-    """Turns `FileEntry`s into index rows (one instance per worker process)."""
+    """Turns files into index rows (one instance per worker process).
+
+    A row is a tuple in index column order (`index_schema`); a chunk of rows becomes one Arrow
+    record batch, column by column. What repeats along a series is computed once: the labels
+    and status of each distinct set of label values, the patient / study / series pseudonyms.
+    """
 
     def __init__(self, settings: _Settings, vocab: Any | None = None) -> None:
         from .labels import resolve_labels
@@ -110,61 +181,58 @@ class FileIndexer:
         self._resolve = resolve_labels
         self.pseudo = Pseudonymizer(settings.salt, settings.keep_uids)
         self.schema = index_schema(len(self.vocab.labels))
-        self._labels: dict[tuple[Any, ...], Any] = {}  # raw label values -> Labels (series repeat)
+        self._prefix = os.path.join(settings.source, "")
+        self._radimagenet = settings.layout == "radimagenet"
+        # (label values, image flag) -> (status, modality, anatomy, modality_source, anatomy_source, multi_hot)
+        self._labels: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._folders: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     def labels(self, header: dict[str, Any]) -> Any:
-        key = tuple(header.get(k) for k in LABEL_KEYS)
+        """The `Labels` of a header dict (uncached; `values` caches what it needs)."""
+        raw = dict(zip(LABEL_KEYS, _LABEL_VALUES(header)))
+        raw["AnatomicRegion"] = list(raw["AnatomicRegion"] or ())
+        return self._resolve(raw, self.vocab)
+
+    def _label_values(self, header: dict[str, Any]) -> tuple[Any, ...]:
+        key = (_LABEL_VALUES(header), header["image"])
         found = self._labels.get(key)
         if found is None:
             if len(self._labels) > 50_000:
                 self._labels.clear()
-            raw = dict(zip(LABEL_KEYS, key))
-            raw["AnatomicRegion"] = list(raw["AnatomicRegion"] or ())
-            found = self._labels[key] = self._resolve(raw, self.vocab)
+            labels = self.labels(header)
+            non_image = (not is_image(header)) or bool(getattr(labels, "non_image", False))
+            status = "non_image" if non_image else ("ok" if labels.mapped else "unmapped")
+            found = self._labels[key] = (status, labels.modality, labels.anatomy, labels.modality_source,
+                                         labels.anatomy_source, labels.multi_hot)
         return found
 
-    def row(self, entry: FileEntry) -> dict[str, Any]:
-        row: dict[str, Any] = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
-        if entry.error is not None:
-            row.update(status="error", error=entry.error)
-            return row
-        absolute = os.path.join(self.settings.source, entry.path)
-        if self.settings.layout == "radimagenet":
-            folder = radimagenet.parse_path(entry.path, self.settings.prefix)
+    def values(self, item: Item) -> tuple[Any, ...]:
+        """One file's row: a tuple of values in index column order."""
+        path, size, mtime_ns, error = item
+        if error is not None:
+            return (path, size, mtime_ns, "error", error, *_NO_VALUES)
+        absolute = self._prefix + path
+        if self._radimagenet:
+            folder = radimagenet.parse_path(path, self.settings.prefix)
             if folder is not None:
                 folder_row = self._folder_row(absolute, folder)
                 if folder_row is not None:
-                    row.update(folder_row)
-                    return row
+                    return (path, size, mtime_ns, *folder_row)
         header = read_header(absolute)
-        row.update(self._header_row(header))
-        return row
+        if header["kind"] != "dicom":
+            return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
+        status, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
+        return (path, size, mtime_ns, status, None, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
+                *self.pseudo.key_tuple(*_IDENTIFIERS(header)), header["StudyMonth"],
+                modality, anatomy, modality_source, anatomy_source, None, multi_hot)
 
-    def _header_row(self, header: dict[str, Any]) -> dict[str, Any]:
-        kind = header["kind"]
-        if kind != "dicom":
-            return {"status": kind, "error": header["error"]}
-        out: dict[str, Any] = {name: header.get(name) for name in RAW_STRING_COLUMNS + RAW_INT_COLUMNS}
-        out["AnatomicRegionSequence"] = header["AnatomicRegion"] or None
-        out.update(self.pseudo.keys(header))
-        out["study_month"] = header["StudyMonth"]
-        labels = self.labels(header)
-        out.update(
-            modality=labels.modality, modality_source=labels.modality_source,
-            anatomy=labels.anatomy, anatomy_source=labels.anatomy_source,
-            multi_hot=labels.multi_hot,
-        )
-        non_image = (not is_image(header)) or bool(getattr(labels, "non_image", False))
-        out["status"] = "non_image" if non_image else ("ok" if labels.mapped else "unmapped")
-        return out
-
-    def _folder_row(self, absolute: str, folder: radimagenet.FolderClass) -> dict[str, Any] | None:
+    def _folder_row(self, absolute: str, folder: radimagenet.FolderClass) -> tuple[Any, ...] | None:
+        """(status, error, ... multi_hot) of a RadImageNet image, or None when it is no image."""
         try:
             with open(absolute, "rb") as handle:
                 head = handle.read(32)
         except OSError as exc:
-            return {"status": "error", "error": f"cannot open: {exc.strerror or exc}"}
+            return ("error", f"cannot open: {exc.strerror or exc}", *_NO_VALUES)
         if radimagenet.image_kind(head) is None:
             return None  # not an image: the DICOM reader decides (usually not_dicom)
         key = (folder.modality_folder, folder.region_or_organ)
@@ -177,17 +245,29 @@ class FileIndexer:
             cached = self._folders[key] = (modality, anatomy, vector, mapped)
         modality, anatomy, vector, mapped = cached
         size = radimagenet.png_size(head)
-        return {
-            "status": "ok" if mapped else "unmapped",
-            "Rows": size[0] if size else None, "Columns": size[1] if size else None,
-            "modality": modality, "anatomy": anatomy,
-            "modality_source": "folder" if modality else None,
-            "anatomy_source": "folder" if anatomy else None,
-            "label": folder.label, "multi_hot": vector,
-        }
+        raw = [None] * (len(RAW_STRING_COLUMNS) + len(RAW_INT_COLUMNS))
+        raw[len(RAW_STRING_COLUMNS)] = size[0] if size else None  # Rows
+        raw[len(RAW_STRING_COLUMNS) + 1] = size[1] if size else None  # Columns
+        no_codes_keys_month = (None,) * 6  # AnatomicRegionSequence, the 4 keys, study_month
+        return ("ok" if mapped else "unmapped", None, *raw, *no_codes_keys_month,
+                modality, anatomy, "folder" if modality else None, "folder" if anatomy else None,
+                folder.label, vector)
 
-    def batch(self, entries: list[FileEntry]) -> pa.RecordBatch:
-        return rows_to_batch([self.row(e) for e in entries], self.schema)
+    def batch(self, items: Sequence[Item]) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
+        """The rows of `items` as one record batch (index schema), and their summary counts
+        (`_add_to_summary`)."""
+        if not self._radimagenet:
+            prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
+        values = self.values
+        collect = gc.isenabled()
+        gc.disable()  # rows and headers hold no reference cycles: collections would only cost time
+        try:
+            rows = [values(item) for item in items]
+        finally:
+            if collect:
+                gc.enable()
+        batch = columns_to_batch(list(zip(*rows)) if rows else [[] for _ in self.schema], self.schema)
+        return batch, Counter(map(_SUMMARY_VALUES, rows))
 
 
 _WORKER: FileIndexer | None = None
@@ -198,9 +278,9 @@ def _init_worker(settings: _Settings) -> None:
     _WORKER = FileIndexer(settings)  # the vocabulary is loaded once per process
 
 
-def _index_chunk(entries: list[FileEntry]) -> pa.RecordBatch:
+def _index_chunk(items: list[Item]) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
     assert _WORKER is not None
-    return _WORKER.batch(entries)
+    return _WORKER.batch(items)
 
 
 # ---- the previous index, read alongside the walk ------------------------------------------------
@@ -226,23 +306,24 @@ class _Previous:
             self._mtimes = self._batch.column("mtime_ns").to_pylist()
             self._status = self._batch.column("status").to_pylist()
 
-    def match(self, entry: FileEntry) -> tuple[pa.RecordBatch, int] | None:
-        """The previous row of `entry` when it can be reused (same path, size and mtime, not an
-        error), else None. Rows of paths before `entry.path` are passed over (vanished files)."""
+    def match(self, item: Item) -> tuple[pa.RecordBatch, int] | None:
+        """The previous row of the walked file `item` when it can be reused (same path, size and
+        mtime, not an error), else None. Rows of paths before its path are passed over (vanished files)."""
+        entry_path, entry_size, entry_mtime_ns, entry_error = item
         while self._batch is not None:
             if self._i >= len(self._paths):
                 self._next_batch()
                 continue
             path = self._paths[self._i]
-            if path < entry.path:
+            if path < entry_path:
                 self._i += 1
                 continue
-            if path > entry.path:
+            if path > entry_path:
                 return None
             i = self._i
             self._i += 1
-            if (entry.error is None and self._sizes[i] == entry.size
-                    and self._mtimes[i] == entry.mtime_ns and self._status[i] != "error"):
+            if (entry_error is None and self._sizes[i] == entry_size
+                    and self._mtimes[i] == entry_mtime_ns and self._status[i] != "error"):
                 return self._batch, i
             return None
         return None
@@ -300,8 +381,9 @@ def check_output_file(output: str | os.PathLike[str], what: str = "index") -> Pa
 
 
 def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | None:
-    """Files the walk must skip: the index itself, its temporary files and the salt file, when
-    the index is written inside the source."""
+    """Files the walk must skip: the index itself, its temporary files and modan-dicom's own
+    `.modan-*` files beside it (the salt, a pull's marker), when the index is written inside the
+    source."""
     if output is None:
         return None
     try:
@@ -309,11 +391,13 @@ def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | No
     except ValueError:
         return None
     rel_dir = "" if rel_dir == "." else rel_dir + "/"
-    own = {rel_dir + output.name, rel_dir + SALT_FILE}
+    own = rel_dir + output.name
     temp_prefix = f"{rel_dir}.{output.name}."
+    marker_prefix = rel_dir + MARKER_PREFIX
 
     def exclude(rel: str) -> bool:
-        return rel in own or (rel.startswith(temp_prefix) and rel.endswith(".tmp"))
+        return (rel == own or (rel.startswith(temp_prefix) and rel.endswith(".tmp"))
+                or (rel.startswith(marker_prefix) and "/" not in rel[len(marker_prefix):]))
 
     return exclude
 
@@ -347,22 +431,26 @@ def _previous_index(output: Path | None, meta: IndexMeta, warnings: list[str]) -
 
 
 def _plan_chunks(
-    entries: Iterator[FileEntry], previous: _Previous | None, batch_size: int
-) -> Iterator[tuple[list[tuple[str, Any]], list[FileEntry]]]:
+    entries: Iterator[Item], previous: _Previous | None, batch_size: int
+) -> Iterator[tuple[list[tuple[str, Any]], list[Item]]]:
     """Group the walk into chunks of `batch_size` files. Each chunk is (segments, to_read):
     segments, in walk order, are ("old", (batch, start, stop)) runs of reusable previous rows
     and ("new", count) runs of files to read; to_read lists those files."""
+    if previous is None:  # a fresh run: every file is read
+        while chunk := list(islice(entries, batch_size)):
+            yield [("new", len(chunk))], chunk
+        return
     segments: list[tuple[str, Any]] = []
-    to_read: list[FileEntry] = []
+    to_read: list[Item] = []
     n = 0
-    for entry in entries:
-        reuse = previous.match(entry) if previous is not None else None
+    for item in entries:
+        reuse = previous.match(item) if previous is not None else None
         if reuse is None:
             if segments and segments[-1][0] == "new":
                 segments[-1] = ("new", segments[-1][1] + 1)
             else:
                 segments.append(("new", 1))
-            to_read.append(entry)
+            to_read.append(item)
         else:
             batch, i = reuse
             last = segments[-1] if segments else None
@@ -378,7 +466,25 @@ def _plan_chunks(
         yield segments, to_read
 
 
+def _table_counts(table: pa.Table) -> Counter[tuple[Any, ...]]:
+    """The summary counts of a table's rows (what `FileIndexer.batch` returns for fresh rows)."""
+    return Counter(zip(*(table.column(name).to_pylist() for name in _SUMMARY_FIELDS)))
+
+
+def _add_to_summary(builder: SummaryBuilder, counts: Counter[tuple[Any, ...]]) -> None:
+    """Feed `builder` (made with weight="count") one row per distinct combination of the fields
+    the summary reads, with its count, in order of first appearance within the chunk. The
+    builder's counters then see the same keys in the same order with the same totals as when fed
+    every row (ties in "most frequent" stay in the same order), at a fraction of the cost."""
+    distinct = list(zip(*counts)) if counts else [() for _ in _SUMMARY_FIELDS]
+    data = {name: pa.array(values, type=pa.string()) for name, values in zip(_SUMMARY_FIELDS, distinct)}
+    data["count"] = pa.array(list(counts.values()), type=pa.int64())
+    builder.add(pa.table(data))
+
+
 def _assemble(segments: list[tuple[str, Any]], fresh: pa.RecordBatch | None, schema: pa.Schema) -> pa.Table:
+    if len(segments) == 1 and segments[0][0] == "new" and fresh is not None and segments[0][1] == fresh.num_rows:
+        return pa.Table.from_batches([fresh], schema=schema)
     pieces: list[pa.RecordBatch] = []
     k = 0
     for kind, value in segments:
@@ -406,14 +512,17 @@ class _Executor:
         else:
             self._local = FileIndexer(settings, vocab)
 
-    def map(self, chunks: Iterator[tuple[list[tuple[str, Any]], list[FileEntry]]]) -> Iterator[tuple[list[tuple[str, Any]], pa.RecordBatch | None, int]]:
-        """Yield (segments, fresh rows or None, files read) per chunk, in order."""
+    def map(
+        self, chunks: Iterator[tuple[list[tuple[str, Any]], list[Item]]]
+    ) -> Iterator[tuple[list[tuple[str, Any]], Any, int]]:
+        """Yield (segments, fresh rows or None, files read) per chunk, in order; fresh rows come as
+        `FileIndexer.batch` returns them: (record batch, summary counts)."""
         if self._local is not None:
             for segments, to_read in chunks:
                 yield segments, (self._local.batch(to_read) if to_read else None), len(to_read)
             return
         assert self._pool is not None
-        pending: deque[tuple[list[tuple[str, Any]], Future[pa.RecordBatch] | None, int]] = deque()
+        pending: deque[tuple[list[tuple[str, Any]], Future[Any] | None, int]] = deque()
         for segments, to_read in chunks:
             future = self._pool.submit(_index_chunk, to_read) if to_read else None
             pending.append((segments, future, len(to_read)))
@@ -438,7 +547,7 @@ def run_index(
     salt: str | bytes | None = None,
     keep_uids: bool = False,
     layout: str = "auto",
-    batch_size: int = 128,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     return_frame: bool = True,
 ) -> IndexResult:
@@ -448,6 +557,8 @@ def run_index(
     started = time.perf_counter()
     if workers < 1:
         raise ConfigError(f"workers must be at least 1 (got {workers})")
+    if batch_size is None:  # one worker: large chunks (fewer per-chunk costs); several: balanced ones
+        batch_size = 2048 if workers == 1 else 512
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1 (got {batch_size})")
     root = _check_source(source)
@@ -469,7 +580,7 @@ def run_index(
     schema = index_schema(len(meta.axes))
     exclude = _exclusions(root, out_path)
     total = count_files(root, exclude=exclude) if progress is not None else None
-    builder = SummaryBuilder()
+    builder = SummaryBuilder(weight="count")  # fed distinct rows with their counts (`_add_to_summary`)
     kept: list[pa.Table] = []
     counts = {"files": 0, "read": 0, "reused": 0}
 
@@ -478,14 +589,15 @@ def run_index(
         try:
             if progress is not None:
                 progress(0, total)
-            chunks = _plan_chunks(walk(root, exclude=exclude), previous, batch_size)
+            chunks = _plan_chunks(walk_items(root, exclude=exclude), previous, batch_size)
             for segments, fresh, n_read in executor.map(chunks):
-                table = _assemble(segments, fresh, schema)
+                batch, fresh_counts = fresh if fresh is not None else (None, None)
+                table = _assemble(segments, batch, schema)
                 if write is not None:
                     write(table)
                 if return_frame and out_path is None:
                     kept.append(table)
-                builder.add(table)
+                _add_to_summary(builder, fresh_counts if n_read == table.num_rows else _table_counts(table))
                 counts["files"] += table.num_rows
                 counts["read"] += n_read
                 counts["reused"] += table.num_rows - n_read
@@ -531,7 +643,7 @@ def build_index(
     salt: str | bytes | None = None,
     keep_uids: bool = False,
     layout: str = "auto",
-    batch_size: int = 128,
+    batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> Any:
     """Index every file under `source`; return the index as a pandas DataFrame.
@@ -542,7 +654,8 @@ def build_index(
     path). workers: reading processes. salt: the pseudonym key (else $MODAN_SALT, else
     `.modan-salt` beside the output, created once). keep_uids: keep Study/Series/SOP Instance
     UIDs unpseudonymised. layout: "auto", "dicom" or "radimagenet". batch_size: files per chunk
-    handed to a worker. progress(done, total): called after each chunk.
+    handed to a worker (default 2048 with one worker, 512 with several). progress(done, total):
+    called after each chunk.
 
     Returns one row per file, in path order (columns in `modan_dicom.ingest.schema`); the
     multi-hot axes are in `df.attrs["axes"]`. For the closing counts use `summarize(df)` or

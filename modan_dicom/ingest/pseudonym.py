@@ -30,7 +30,8 @@ from ..atomic import atomic_path
 from ..errors import ConfigError, OutputError
 
 SALT_ENV = "MODAN_SALT"
-SALT_FILE = ".modan-salt"
+MARKER_PREFIX = ".modan-"  # modan-dicom's own files in a folder it writes (never indexed)
+SALT_FILE = MARKER_PREFIX + "salt"
 KEY_HEX = 20
 PREFIX = {"patient": "pat-", "study": "stu-", "series": "ser-", "instance": "ins-"}
 # key column -> (kind, raw DICOM keyword)
@@ -44,8 +45,9 @@ KEY_COLUMNS = {
 
 def pseudonym(salt: bytes, kind: str, value: str) -> str:
     """`kind` ("patient", "study", "series", "instance") pseudonym of `value` under `salt`."""
-    digest = hmac.new(salt, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-    return PREFIX[kind] + digest[:KEY_HEX]
+    # hmac.digest: the one-shot C implementation, same bytes as hmac.new(...).digest()
+    digest = hmac.digest(salt, f"{kind}:{value}".encode(), "sha256")
+    return PREFIX[kind] + digest[:KEY_HEX // 2].hex()
 
 
 def salt_fingerprint(salt: bytes) -> str:
@@ -59,23 +61,42 @@ class Pseudonymizer:
 
     salt: bytes
     keep_uids: bool = False
-    _cache: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    # kind -> {value: pseudonym}; patients, studies and series repeat (one HMAC each), instances do not
+    _cache: dict[str, dict[str, str]] = field(default_factory=lambda: {kind: {} for kind in PREFIX}, repr=False)
 
     def key(self, kind: str, value: str | None) -> str | None:
         if not value:
             return None
         if self.keep_uids and kind != "patient":
             return value
-        cached = self._cache.get((kind, value))
+        cache = self._cache[kind]
+        cached = cache.get(value)
         if cached is None:
-            if len(self._cache) > 200_000:  # bounded: series and studies repeat, instances do not
-                self._cache.clear()
-            cached = self._cache[(kind, value)] = pseudonym(self.salt, kind, value)
+            if kind == "instance":
+                return pseudonym(self.salt, kind, value)
+            if len(cache) > 100_000:  # bounded
+                cache.clear()
+            cached = cache[value] = pseudonym(self.salt, kind, value)
         return cached
 
     def keys(self, raw: Mapping[str, Any]) -> dict[str, str | None]:
         """{patient_key, study_key, series_key, instance_key} for a mapping of raw DICOM values."""
         return {column: self.key(kind, raw.get(keyword)) for column, (kind, keyword) in KEY_COLUMNS.items()}
+
+    def key_tuple(self, patient: str | None, study: str | None, series: str | None,
+                  instance: str | None) -> tuple[str | None, str | None, str | None, str | None]:
+        """(patient_key, study_key, series_key, instance_key), as `key` gives them, without the
+        dicts of `keys` (the file index calls it once per file)."""
+        key = self.key
+        if self.keep_uids:
+            return key("patient", patient), study or None, series or None, instance or None
+        cache = self._cache
+        return (
+            (cache["patient"].get(patient) or key("patient", patient)) if patient else None,
+            (cache["study"].get(study) or key("study", study)) if study else None,
+            (cache["series"].get(series) or key("series", series)) if series else None,
+            pseudonym(self.salt, "instance", instance) if instance else None,
+        )
 
     @property
     def fingerprint(self) -> str:

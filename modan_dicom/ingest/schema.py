@@ -111,21 +111,19 @@ class IndexMeta:
 def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
     """Build a record batch from row dicts (missing keys are null). `multi_hot` values are
     float32 arrays of the schema's list size, or None."""
+    return columns_to_batch([[row.get(name) for row in rows] for name in schema.names], schema)
+
+
+def columns_to_batch(columns: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Build a record batch from one sequence of Python values per schema field, in schema
+    order (the file index builds its rows this way: no dict per row). Values as in
+    `rows_to_batch`: None is null; `multi_hot` holds float32 vectors of the list size;
+    `AnatomicRegionSequence` holds (scheme, code, meaning) tuples."""
     arrays = []
-    n = len(rows)
-    for fld in schema:
+    for fld, values in zip(schema, columns):
         name = fld.name
-        values = [row.get(name) for row in rows]
         if name == "multi_hot":
-            width = fld.type.list_size
-            flat = np.zeros((n, width), dtype=np.float32)
-            valid = np.zeros(n, dtype=bool)
-            for i, vector in enumerate(values):
-                if vector is not None:
-                    flat[i] = vector
-                    valid[i] = True
-            arrays.append(pa.FixedSizeListArray.from_arrays(
-                pa.array(flat.reshape(-1)), width, mask=pa.array(~valid)))
+            arrays.append(_multi_hot_array(values, fld.type.list_size))
         elif name == "AnatomicRegionSequence":
             arrays.append(pa.array(
                 [[{"scheme": s, "code": c, "meaning": m} for s, c, m in v] if v is not None else None
@@ -133,6 +131,16 @@ def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Re
         else:
             arrays.append(pa.array(values, type=fld.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _multi_hot_array(values: Sequence[Any], width: int) -> pa.FixedSizeListArray:
+    """Vectors (or None) -> a fixed-size list array of float32, null where None."""
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    flat = np.zeros((n, width), dtype=np.float32)
+    if valid.any():
+        flat[valid] = np.stack([v for v in values if v is not None])
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), width, mask=pa.array(~valid))
 
 
 class IndexWriter:
