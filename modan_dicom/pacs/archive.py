@@ -4,7 +4,8 @@ An `Archive` answers three questions and retrieves one thing:
 
 - `find_series(query)`: the series of the studies whose Study Date falls in the query's range (one query:
   the crawl in `crawl.py` splits it when the archive caps the number of matches);
-- `series_instances(study, series)`: the instances of one series (SOP Instance UID, Instance Number, SOP Class);
+- `series_instances(study, series, instance_number=None)`: the instances of one series (SOP Instance UID,
+  Instance Number, SOP Class), or only those with one Instance Number;
 - `instance_metadata(study, series, sop)`: the header of one instance, without bulk data;
 - `retrieve(study, series, sop, sop_class)`: the instance itself, a pydicom Dataset (the SOP Class UID, when
   known, lets DIMSE negotiate for it without asking first).
@@ -77,7 +78,8 @@ class Archive:
     def find_series(self, query: SeriesQuery) -> Answer:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def series_instances(self, study_uid: str, series_uid: str) -> Answer:  # pragma: no cover - abstract
+    def series_instances(self, study_uid: str, series_uid: str,
+                         instance_number: int | None = None) -> Answer:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def instance_metadata(self, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, Any]:  # pragma: no cover
@@ -205,6 +207,20 @@ def integer(value: Any) -> int | None:
             return int(float(str(value)))
         except ValueError:
             return None
+
+
+def numbered_instances(archive: Archive, study_uid: str, series_uid: str,
+                       numbers: Sequence[int]) -> list[dict[str, Any]] | None:
+    """The instances with these Instance Numbers, one query each (an archive reads every file of a series
+    to list it, but finds one instance by number from its database); None unless each number matches
+    exactly one instance (numbering not 1..N, repeated, or a filter the archive ignores: list them all)."""
+    found = []
+    for number in numbers:
+        records = archive.series_instances(study_uid, series_uid, instance_number=number).records
+        if len(records) != 1 or integer(records[0].get("InstanceNumber")) != number:
+            return None
+        found.append(records[0])
+    return found
 
 
 def by_uid(records: Sequence[Mapping[str, Any]], key: str) -> Iterator[dict[str, Any]]:

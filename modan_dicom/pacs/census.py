@@ -34,7 +34,7 @@ from ..ingest.schema import (
 )
 from ..ingest.summary import IndexSummary, SummaryBuilder
 from .address import ArchiveAddress, parse_address
-from .archive import Archive, DateRange, SeriesQuery, integer, open_archive, text
+from .archive import Archive, DateRange, SeriesQuery, integer, numbered_instances, open_archive, text
 from .crawl import Crawl
 
 LEVELS = ("series", "instance")
@@ -127,11 +127,12 @@ def _with_metadata(archive: Archive, item: SeriesItem, vocab: Any) -> None:
     """Label an unmapped series from the header of one of its instances (in place)."""
     study, series = item.uids
     try:
-        listing = archive.series_instances(study, series)
-        if not listing.records:
+        numbered = numbered_instances(archive, study, series, [1])
+        listing = numbered if numbered is not None else archive.series_instances(study, series).records
+        if not listing:
             return
-        first = min(listing.records, key=lambda r: (integer(r.get("InstanceNumber")) is None,
-                                                    integer(r.get("InstanceNumber")) or 0))
+        first = min(listing, key=lambda r: (integer(r.get("InstanceNumber")) is None,
+                                            integer(r.get("InstanceNumber")) or 0))
         metadata = archive.instance_metadata(study, series, str(first.get("SOPInstanceUID")))
     except Exception as exc:  # noqa: BLE001 - one series failing must not stop the census
         item.error = f"instance metadata: {exc}"

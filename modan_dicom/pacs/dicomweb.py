@@ -142,8 +142,9 @@ class DicomwebArchive(Archive):
             filters["Modality"] = query.modality
         return self._search("series query", "search_for_series", SERIES_FIELDS, filters)
 
-    def series_instances(self, study_uid: str, series_uid: str) -> Answer:
-        return self._search("instance query", "search_for_instances", INSTANCE_FIELDS, {},
+    def series_instances(self, study_uid: str, series_uid: str, instance_number: int | None = None) -> Answer:
+        filters = {"InstanceNumber": str(instance_number)} if instance_number is not None else {}
+        return self._search("instance query", "search_for_instances", INSTANCE_FIELDS, filters,
                             study_instance_uid=study_uid, series_instance_uid=series_uid)
 
     def instance_metadata(self, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, Any]:

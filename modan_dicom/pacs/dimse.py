@@ -3,8 +3,8 @@
 A series query is hierarchical, as the Study Root model wants it: the studies of the date range (C-FIND at
 STUDY level: Patient ID, Study Date, Study Description), then the series of each study (C-FIND at SERIES
 level). An answer that ends in Cancel (0xFE00: how Orthanc says it stopped at ``LimitFindResults``) is
-reported cut. Each thread keeps its own association; an aborted association or a dropped connection is
-retried on a new one with backoff. C-GET asks the archive to send the instance back on the same association
+reported cut. Operations share a bounded pool of associations (`workers` at most, whatever the number of
+threads); an aborted association or a dropped connection is retried on a new one with backoff. C-GET asks the archive to send the instance back on the same association
 (the SCP role is negotiated for the storage SOP classes being pulled).
 """
 
@@ -14,14 +14,15 @@ import contextlib
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import PacsError
 from .address import ArchiveAddress
-from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, dataset_to_record
+from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, dataset_to_record, integer
 
 STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyDescription")
+STUDY_COUNT = "NumberOfStudyRelatedSeries"
 METADATA_FIELDS = ("Modality", "SOPClassUID", "BodyPartExamined", "SeriesDescription", "ProtocolName",
                    "StudyDescription", "ImageLaterality", "Laterality", "ViewPosition", "Rows", "Columns",
                    "Manufacturer", "ManufacturerModelName", "PatientID", "StudyDate")
@@ -52,7 +53,7 @@ class _Connection:
 
 
 class DimseArchive(Archive):
-    """A DICOM node reached by C-FIND / C-GET (thread-safe: one association per thread)."""
+    """A DICOM node reached by C-FIND / C-GET (thread-safe: at most `workers` associations at once)."""
 
     max_storage_classes = 8  # 128 presentation contexts at most: C-FIND, C-GET, 8 classes x 15 syntaxes
 
@@ -61,9 +62,10 @@ class DimseArchive(Archive):
         self.timeout_s = timeout_s
         self.workers = max(1, workers)
         self._pool: ThreadPoolExecutor | None = None
-        self._local = threading.local()
+        self._slots = threading.BoundedSemaphore(self.workers)
         self._lock = threading.Lock()
         self._open: list[_Connection] = []
+        self._idle: list[_Connection] = []
 
     # ---- associations -----------------------------------------------------------------------------
 
@@ -111,18 +113,45 @@ class DimseArchive(Archive):
             self._open.append(connection)
         return connection
 
-    def _connection(self, storage: Iterable[str] = ()) -> _Connection:
+    @contextlib.contextmanager
+    def _lease(self, storage: Iterable[str] = ()) -> Iterator[_Connection]:
+        """An association for one operation, able to receive the SOP classes `storage` (C-GET).
+
+        At most `workers` associations are open at once, whichever threads ask (archives limit them:
+        Orthanc serves 4 at a time by default and makes the fifth wait). Idle ones are kept for the next
+        operation; one that lacks a storage class is replaced by one that has its classes and the new
+        ones (up to `max_storage_classes`). One that failed in any way is aborted, not reused."""
         wanted = frozenset(storage)
-        current: _Connection | None = getattr(self._local, "connection", None)
-        if current is not None and current.assoc.is_established and wanted <= current.storage:
-            return current
-        if current is not None:
-            wanted |= current.storage
-            self._release(current)
-        if len(wanted) > self.max_storage_classes:
-            wanted = frozenset(storage)
-        self._local.connection = self._connect(wanted)
-        return self._local.connection
+        with self._slots:
+            connection = None
+            replaced = None
+            with self._lock:
+                for candidate in self._idle:
+                    if wanted <= candidate.storage:
+                        connection = candidate
+                        break
+                if connection is None and self._idle:
+                    replaced = self._idle[0]
+                if connection is not None or replaced is not None:
+                    self._idle.remove(connection or replaced)
+            if replaced is not None:
+                union = replaced.storage | wanted
+                wanted = union if len(union) <= self.max_storage_classes else wanted
+                self._release(replaced)
+            if connection is not None and not connection.assoc.is_established:
+                self._release(connection)
+                connection = None
+            if connection is None:
+                connection = self._connect(wanted)
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.assoc.abort()
+                self._release(connection)
+                raise
+            with self._lock:
+                self._idle.append(connection)
 
     def _release(self, connection: _Connection) -> None:
         try:
@@ -132,8 +161,6 @@ class DimseArchive(Archive):
             with self._lock:
                 if connection in self._open:
                     self._open.remove(connection)
-            if getattr(self._local, "connection", None) is connection:
-                self._local.connection = None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -141,6 +168,7 @@ class DimseArchive(Archive):
             self._pool = None
         with self._lock:
             connections = list(self._open)
+            self._idle.clear()
         for connection in connections:
             try:
                 self._release(connection)
@@ -148,20 +176,8 @@ class DimseArchive(Archive):
                 pass
 
     def _run(self, what: str, action: Any) -> Any:
-        def attempt() -> Any:
-            try:
-                return action()
-            except Transient:
-                current = getattr(self._local, "connection", None)
-                if current is not None:
-                    try:
-                        current.assoc.abort()
-                    finally:
-                        self._release(current)
-                raise
-
         try:
-            return self.with_retries(attempt, what, lambda exc: isinstance(exc, Transient))
+            return self.with_retries(action, what, lambda exc: isinstance(exc, Transient))
         except Transient as exc:
             raise PacsError(f"{exc} ({what}; gave up after {self.retries + 1} tries)") from exc
 
@@ -199,8 +215,9 @@ class DimseArchive(Archive):
                 setattr(identifier, keyword, value)  # None: an empty key, "return this attribute"
 
         def query() -> Answer:
-            responses = self._connection().assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
-            final, pending = self._drain(responses, what)
+            with self._lease() as connection:
+                responses = connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
+                final, pending = self._drain(responses, what)
             records = [dataset_to_record(found) for found in pending if found is not None]
             if final == SUCCESS:
                 return Answer(records, False)
@@ -211,7 +228,7 @@ class DimseArchive(Archive):
         return self._run(what, query)
 
     def find_series(self, query: SeriesQuery) -> Answer:
-        study_keys: dict[str, Any] = dict.fromkeys(STUDY_FIELDS)
+        study_keys: dict[str, Any] = dict.fromkeys((*STUDY_FIELDS, STUDY_COUNT))
         study_keys["StudyDate"] = query.dates.query_value()
         if query.modality:
             study_keys["ModalitiesInStudy"] = query.modality
@@ -221,8 +238,15 @@ class DimseArchive(Archive):
         wanted = [study for study in studies.records if study.get("StudyInstanceUID")]
 
         def series_of(study: dict[str, Any]) -> Answer:
-            return self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"], **series_keys},
-                              "series query")
+            expected = integer(study.get("NumberOfStudyRelatedSeries")) if not query.modality else None
+            for _ in range(3):
+                found = self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"], **series_keys},
+                                   "series query")
+                # pynetdicom 3.0 can lose a pending response under load and still end with Success
+                # (pydicom/pynetdicom#875): an answer short of the study's own count is asked again.
+                if expected is None or len(found.records) >= expected or found.truncated:
+                    break
+            return found
 
         if self._pool is None:  # kept: its threads keep their associations from one query to the next
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-dimse")
@@ -234,8 +258,10 @@ class DimseArchive(Archive):
             records.extend({**record, **context} for record in found.records)
         return Answer(records, truncated)
 
-    def series_instances(self, study_uid: str, series_uid: str) -> Answer:
+    def series_instances(self, study_uid: str, series_uid: str, instance_number: int | None = None) -> Answer:
         keys = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, **dict.fromkeys(INSTANCE_FIELDS)}
+        if instance_number is not None:
+            keys["InstanceNumber"] = str(instance_number)
         return self._find("IMAGE", keys, "instance query")
 
     def instance_metadata(self, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, Any]:
@@ -261,14 +287,14 @@ class DimseArchive(Archive):
         identifier.SOPInstanceUID = sop_uid
 
         def get() -> Any:
-            connection = self._connection([str(sop_class)])
-            connection.received.clear()
-            try:
-                final, _ = self._drain(connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet),
-                                       "C-GET")
-                received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
-            finally:
+            with self._lease([str(sop_class)]) as connection:
                 connection.received.clear()
+                try:
+                    final, _ = self._drain(
+                        connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet), "C-GET")
+                    received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
+                finally:
+                    connection.received.clear()
             if received:
                 return received[0]
             raise PacsError(f"{self.address.display}: C-GET returned no instance (status 0x{final:04X})")

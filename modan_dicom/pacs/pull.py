@@ -1,7 +1,8 @@
 """Pull a de-identified training set from an archive: K instances of every series the profile can label.
 
 For each series the census labels ``ok`` (taken from a census file, or from a fresh survey of the archive),
-the middle K instances by Instance Number are retrieved concurrently, de-identified on arrival (DICOM PS3.15
+the middle K instances by Instance Number (asked for by number; the series listed whole only where its
+numbering is not 1..N) are retrieved concurrently, de-identified on arrival (DICOM PS3.15
 Annex E, `deidentify.py`), stamped with the evidence of the census's labels (Modality, Body Part Examined,
 Anatomic Region Sequence), and written atomically to ``OUT/<patient_key>/<study_key>/<series_key>/
 <instance_key>.dcm`` — names made of the keyed pseudonyms of the archive's identifiers, so a pull run
@@ -23,13 +24,13 @@ from typing import Any
 from ..atomic import atomic_path, claim_folder, write_text
 from ..errors import ConfigError, OutputError
 from ..ingest.index import load_vocabulary
-from ..ingest.pseudonym import Pseudonymizer, resolve_salt
+from ..ingest.pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from ..ingest.schema import read_index, read_index_meta
 from .address import parse_address
-from .archive import Archive, integer, one_line, open_archive, text
+from .archive import Archive, integer, numbered_instances, one_line, open_archive, text
 from .census import SeriesItem, date_range, parse_modalities, survey
 
-PULL_FILE = ".modan-pull.json"
+PULL_FILE = MARKER_PREFIX + "pull.json"
 INDEX_NAME = "index.parquet"
 Progress = Callable[[int, "int | None"], None]
 
@@ -143,7 +144,7 @@ def run_pull(
         warnings.extend(found.warnings)
         chosen: list[SeriesItem] = []
         for item in found.series:
-            key = pseudo.key("series", text(item.record.get("SeriesInstanceUID")))
+            key = _series_key(pseudo, item)
             if selection is not None:
                 if key not in selection:
                     continue
@@ -194,38 +195,59 @@ def _labels_of(item: SeriesItem) -> tuple[str | None, str | None]:
     return item.labels.modality, item.labels.anatomy
 
 
+def _series_key(pseudo: Pseudonymizer, item: SeriesItem) -> str | None:
+    return pseudo.key("series", text(item.record.get("SeriesInstanceUID")))
+
+
 def _result(job: _Job, pseudo: Pseudonymizer, status: str, error: str | None = None) -> dict[str, Any]:
     modality, anatomy = _labels_of(job.item)
-    return {"path": job.path, "series_key": pseudo.key("series", text(job.item.record.get("SeriesInstanceUID"))),
+    return {"path": job.path, "series_key": _series_key(pseudo, job.item),
             "instance_key": pseudo.key("instance", text(job.instance.get("SOPInstanceUID"))),
             "modality": modality, "anatomy": anatomy, "status": status, "error": error}
 
 
+def _middle_numbers(count: int, k: int) -> list[int]:
+    """The Instance Numbers `middle` picks from a series numbered 1..count."""
+    start = (count - k) // 2 + 1
+    return list(range(start, start + k))
+
+
+def _pick(archive: Archive, item: SeriesItem, per_series: int) -> list[dict[str, Any]]:
+    """The middle `per_series` instances of a series. Where the census counted more instances than that,
+    they are asked for by number (1..N assumed); otherwise, or where the numbers do not match exactly one
+    instance each, the series is listed whole and `middle` picks from the listing."""
+    count = integer(item.record.get("NumberOfSeriesRelatedInstances"))
+    if count is not None and count > per_series:
+        numbered = numbered_instances(archive, *item.uids, _middle_numbers(count, per_series))
+        if numbered is not None:
+            return numbered
+    return middle(archive.series_instances(*item.uids).records, per_series)
+
+
 def _plan(archive: Archive, chosen: list[SeriesItem], pseudo: Pseudonymizer, per_series: int, workers: int,
           rows: list[dict[str, Any]]) -> list[_Job]:
-    """List each chosen series' instances (concurrently) and pick the middle ones; a series whose listing
-    fails becomes an error row."""
-    def listing(item: SeriesItem) -> list[_Job] | str:
+    """Pick each chosen series' instances (concurrently); a series whose query fails becomes an error row."""
+    def planned(item: SeriesItem) -> list[_Job] | str:
         try:
-            answer = archive.series_instances(*item.uids)
+            instances = _pick(archive, item, per_series)
         except Exception as exc:  # noqa: BLE001
             return one_line(exc)
         record = item.record
         folder = "/".join(str(pseudo.key(kind, text(record.get(keyword)))) for kind, keyword in
                           (("patient", "PatientID"), ("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID")))
         return [_Job(item, instance, f"{folder}/{pseudo.key('instance', text(instance.get('SOPInstanceUID')))}.dcm")
-                for instance in middle(answer.records, per_series) if instance.get("SOPInstanceUID")]
+                for instance in instances if instance.get("SOPInstanceUID")]
 
     jobs: list[_Job] = []
     with ThreadPoolExecutor(workers) as pool:
-        for item, planned in zip(chosen, pool.map(listing, chosen)):
-            if isinstance(planned, str):
+        for item, plan in zip(chosen, pool.map(planned, chosen)):
+            if isinstance(plan, str):
                 modality, anatomy = _labels_of(item)
-                rows.append({"path": None, "series_key": pseudo.key("series", text(item.record.get("SeriesInstanceUID"))),
-                             "instance_key": None, "modality": modality, "anatomy": anatomy, "status": "error",
-                             "error": f"instance query: {planned}"})
+                rows.append({"path": None, "series_key": _series_key(pseudo, item), "instance_key": None,
+                             "modality": modality, "anatomy": anatomy, "status": "error",
+                             "error": f"instance query: {plan}"})
             else:
-                jobs.extend(planned)
+                jobs.extend(plan)
     return jobs
 
 
