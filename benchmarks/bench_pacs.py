@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pacs.py [--series 400] [--per-series 50] [--repeats 3] [--keep DIR] [--json FILE]
         [--protocols dicomweb,dimse] [--pull-protocols dicomweb,dimse] [--pull-series N] [--dimse-pull-series N]
-        [--dcmtk-nodelay] [--orthanc-dicom-threads N]
+        [--as-packaged] [--orthanc-dicom-threads N] [--latency-ms MS]
 
 Builds an Orthanc holding --series x --per-series instances (default 400 x 50 = 20,000): a few template
 images of a small synthetic export (CT, MR, US, each with its Body Part Examined and descriptions) are
@@ -19,14 +19,18 @@ Then, in the same run and against the same archive, for each protocol (DICOMweb 
   a fresh output folder each time (best of --repeats each; target >= 3x), in instances/s. --pull-series N
   pulls the first N series (by pseudonym) through a census file; default: every series.
 
+--latency-ms MS repeats the pull through a relay that holds every chunk MS milliseconds each way (`DelayProxy`):
+the archive as it is from a workstation on another machine (a hospital network, a cloud DICOMweb service),
+where each request waits for the network rather than for a CPU it shares with the archive.
+
 Every measured run also records the CPU seconds spent by this process and by the Orthanc server (from
 /proc), which says where the time goes when both share the same cores, and whether its answer was
 complete (every series and instance found, every instance pulled); the best complete run is kept. A last
 section times the steps of one retrieval (instance listing, WADO-RS / C-GET, de-identification, writing)
 one instance at a time.
 
-Orthanc runs as packaged unless asked: --dcmtk-nodelay starts it with TCP_NODELAY=1 (its DICOM library
-then turns Nagle's algorithm off), --orthanc-dicom-threads sets how many associations it serves at once.
+Orthanc runs as docs/pacs.md advises (TCP_NODELAY=1 in its environment: its DICOM library turns Nagle's
+algorithm off) unless --as-packaged; --orthanc-dicom-threads sets how many associations it serves at once.
 """
 
 from __future__ import annotations
@@ -133,18 +137,8 @@ def prepare_archive(args: argparse.Namespace, work: Path) -> tuple[Any, dict[str
     reuse = state.get("archive") == wanted and (folder / "storage").is_dir()
     if not reuse and folder.exists():
         shutil.rmtree(folder)
-    pacs = LocalOrthanc(folder, http_threads=args.http_threads)
-    if args.orthanc_dicom_threads:
-        pacs.config["DicomThreadsCount"] = args.orthanc_dicom_threads
-    before = os.environ.pop("TCP_NODELAY", None)
-    if args.dcmtk_nodelay:
-        os.environ["TCP_NODELAY"] = "1"  # read by Orthanc's DICOM library (DCMTK): Nagle off on its side
-    try:
-        pacs.start()
-    finally:
-        os.environ.pop("TCP_NODELAY", None)
-        if before is not None:
-            os.environ["TCP_NODELAY"] = before
+    pacs = LocalOrthanc(folder, http_threads=args.http_threads, tcp_nodelay=not args.as_packaged,
+                        dicom_threads=args.orthanc_dicom_threads).start()
     try:
         return pacs, _fill(pacs, args, work, reuse, state)
     except BaseException:
@@ -289,7 +283,7 @@ def retrieval_steps(url: str, samples: int) -> dict[str, float]:
 
     from modan_dicom.ingest.index import load_vocabulary
     from modan_dicom.pacs.address import parse_address
-    from modan_dicom.pacs.archive import DateRange, SeriesQuery, open_archive
+    from modan_dicom.pacs.archive import DateRange, SeriesQuery, numbered_instances, open_archive
     from modan_dicom.pacs.deidentify import Deidentifier, stamp_labels
 
     archive = open_archive(parse_address(url), workers=1)
@@ -299,10 +293,11 @@ def retrieval_steps(url: str, samples: int) -> dict[str, float]:
     try:
         series = archive.find_series(SeriesQuery(DateRange())).records[:samples]
         for record in series:
+            count = int(record["NumberOfSeriesRelatedInstances"])
             start = time.perf_counter()
-            listing = archive.series_instances(record["StudyInstanceUID"], record["SeriesInstanceUID"]).records
+            instance = numbered_instances(archive, record["StudyInstanceUID"], record["SeriesInstanceUID"],
+                                          [(count - 1) // 2 + 1])[0]  # what the pull asks for
             steps["instance query"].append(time.perf_counter() - start)
-            instance = listing[len(listing) // 2]
             kwargs = {"sop_class": instance.get("SOPClassUID")} if hasattr(archive, "max_storage_classes") else {}
             start = time.perf_counter()
             ds = archive.retrieve(record["StudyInstanceUID"], record["SeriesInstanceUID"], instance["SOPInstanceUID"],
@@ -318,6 +313,66 @@ def retrieval_steps(url: str, samples: int) -> dict[str, float]:
     finally:
         archive.close()
     return {name: statistics.median(values) * 1e3 for name, values in steps.items()}
+
+
+class DelayProxy:
+    """A TCP relay on a free loopback port that holds every chunk `delay_s` before passing it on, both ways:
+    an archive on another machine, `2 x delay_s` round trip away, for the loopback Orthanc (pure latency:
+    no bandwidth limit, order kept)."""
+
+    def __init__(self, upstream_port: int, delay_s: float) -> None:
+        import asyncio
+        import threading
+
+        from modan_dicom.pacs.orthanc import free_port
+
+        self.port, self.upstream_port, self.delay_s = free_port(), upstream_port, delay_s
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True, name="delay-proxy")
+        self.thread.start()
+        started.wait(10)
+
+    async def _serve(self, client_reader: Any, client_writer: Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def pump(reader: Any, writer: Any) -> None:
+            queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def deliver() -> None:
+                while True:
+                    due, data = await queue.get()
+                    wait = due - self.loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    if not data:
+                        writer.close()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+
+            delivering = asyncio.ensure_future(deliver())
+            try:
+                while data := await reader.read(1 << 16):
+                    queue.put_nowait((self.loop.time() + self.delay_s, data))
+            finally:
+                queue.put_nowait((self.loop.time() + self.delay_s, b""))
+                await delivering
+
+        await asyncio.gather(pump(client_reader, up_writer), pump(up_reader, client_writer), return_exceptions=True)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
@@ -344,11 +399,14 @@ def main() -> None:
                         help="Series the DIMSE pull covers (0: as --pull-series); C-GET is slow against Orthanc.")
     parser.add_argument("--steps", type=int, default=30, help="Instances timed step by step (0: skip).")
     parser.add_argument("--http-threads", type=int, default=16, help="Orthanc's HttpThreadsCount.")
-    parser.add_argument("--dcmtk-nodelay", action="store_true",
-                        help="Start Orthanc with TCP_NODELAY=1 in its environment: its DICOM library (DCMTK) then "
-                             "turns Nagle's algorithm off (by default it is on: ~40 ms stalls per DIMSE exchange).")
+    parser.add_argument("--as-packaged", action="store_true",
+                        help="Start Orthanc without TCP_NODELAY=1 (as packaged: its DICOM library, DCMTK, keeps "
+                             "Nagle's algorithm on, ~40 ms stalls per DIMSE exchange). Default: as docs/pacs.md advises.")
     parser.add_argument("--orthanc-dicom-threads", type=int, default=0,
                         help="Orthanc's DicomThreadsCount (0: Orthanc's default, 4): associations served at once.")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="Also pull through a relay that delays every chunk this long each way (an archive "
+                             "on another machine, twice this round trip away); 0: skip.")
     parser.add_argument("--keep", help="Keep the Orthanc storage in this folder and reuse it in later runs.")
     parser.add_argument("--json", help="Also write the numbers to this file.")
     args = parser.parse_args()
@@ -382,6 +440,22 @@ def main() -> None:
             print(f"pull, {protocol}: 1 instance of each of {n} series, de-identified:", flush=True)
             rows = measure_pull(urls[protocol], timer, work, [args.workers, 1], n, census)
             report["pull"][protocol] = {"series": n, "rows": rows}
+        if args.latency_ms:
+            proxies = [DelayProxy(pacs.http_port, args.latency_ms / 1e3), DelayProxy(pacs.dicom_port, args.latency_ms / 1e3)]
+            remote = {"dicomweb": f"http://127.0.0.1:{proxies[0].port}/dicom-web",
+                      "dimse": f"dimse://{pacs.aet}@127.0.0.1:{proxies[1].port}"}
+            try:
+                for protocol in [p for p in args.pull_protocols.split(",") if p]:
+                    n = args.dimse_pull_series if protocol == "dimse" and args.dimse_pull_series else args.pull_series
+                    n = min(n or series, series)
+                    census = pull_census(remote[protocol], work, n)
+                    print(f"pull, {protocol}, {2 * args.latency_ms:g} ms round trip: 1 instance of each of {n} "
+                          "series, de-identified:", flush=True)
+                    rows = measure_pull(remote[protocol], timer, work, [args.workers, 1], n, census)
+                    report["pull"][f"{protocol}, {2 * args.latency_ms:g} ms RTT"] = {"series": n, "rows": rows}
+            finally:
+                for proxy in proxies:
+                    proxy.close()
         report["steps"] = {}
         if args.steps:
             for protocol in [p for p in args.pull_protocols.split(",") if p]:
@@ -404,7 +478,7 @@ def print_report(args: argparse.Namespace, report: dict[str, Any], load_before: 
           f"Orthanc, Python {platform.python_version()}, pydicom {pydicom.__version__}; best of {args.repeats}; "
           f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes)")
     print(f"Orthanc: DicomThreadsCount {args.orthanc_dicom_threads or 'default (4)'}, DCMTK Nagle "
-          f"{'off (TCP_NODELAY=1)' if args.dcmtk_nodelay else 'on (default)'}, HttpThreadsCount {args.http_threads}")
+          f"{'on (as packaged)' if args.as_packaged else 'off (TCP_NODELAY=1)'}, HttpThreadsCount {args.http_threads}")
     print(f"archive: {series} series x {args.per_series} instances = {instances}; written in "
           f"{state['write_s']:.1f} s, uploaded in {state['upload_s']:.1f} s "
           f"({instances / state['upload_s']:.0f} instances/s)")

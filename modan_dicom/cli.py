@@ -564,6 +564,42 @@ def report(runs_csv: str, reference: str, alternative: str, predictions: str | N
 # ---- benchmark: fine-tune and linear-probe every init on every task, 5 folds x repeats ----------
 
 
+class CellTable:
+    """The live table of a benchmark sweep: one line per (task, init, mode) with its cells done, mean and
+    last AUC and seconds per cell, under a line with the cells done of all and the elapsed time."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.started = time.monotonic()
+        self.done, self.total = 0, None
+        self.groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.groups.setdefault((str(row["task"]), str(row["init"]), str(row["mode"])), []).append(row)
+
+    def render(self) -> Any:
+        import math
+        import time
+
+        from rich.markup import escape
+        from rich.table import Table
+
+        elapsed = time.monotonic() - self.started
+        of = f"/{self.total}" if self.total is not None else ""
+        table = Table(title=f"cells {self.done}{of}, {elapsed:.0f} s", title_justify="left")
+        for name, justify in (("task", "left"), ("init", "left"), ("mode", "left"), ("cells", "right"),
+                              ("mean AUC", "right"), ("last AUC", "right"), ("s/cell", "right")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for (task, init, mode), rows in self.groups.items():
+            aucs = [float(r["auc"]) for r in rows if r["auc"] is not None and not math.isnan(float(r["auc"]))]
+            mean = f"{sum(aucs) / len(aucs):.3f}" if aucs else "-"
+            last = f"{aucs[-1]:.3f}" if aucs else "-"
+            seconds = sum(float(r["seconds"]) for r in rows) / len(rows)
+            table.add_row(escape(task), escape(init), mode, str(len(rows)), mean, last, f"{seconds:.1f}")
+        return table
+
+
 @main.command("benchmark")
 @click.option("--tasks", default="acl,breast,thyroid", show_default=True, help="Comma list of tasks (names or paths).")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
@@ -591,8 +627,8 @@ def report(runs_csv: str, reference: str, alternative: str, predictions: str | N
 def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: str, out_dir: str,
                       **options: Any) -> None:
     """Fine-tune and linear-probe each --init on each task (5 folds x --repeats); write runs, predictions, report."""
+    from rich.live import Live
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .evaluate.benchmark import benchmark
     from .evaluate.embed import parse_inits
@@ -602,16 +638,15 @@ def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: 
     specs = parse_inits(inits)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True) as bar:
-        cells = bar.add_task("", total=None)
-
+    table = CellTable()
+    with Live(table.render(), console=console, transient=True, refresh_per_second=4) as live:
         def on_progress(done: int, total: int | None) -> None:
-            bar.update(cells, completed=done, total=total)
+            table.done, table.total = done, total
+            live.update(table.render())
 
         def on_cell(row: dict[str, Any]) -> None:
-            bar.update(cells, description=escape(f"{row['task']} {row['init']} {row['mode']} repeat {row['repeat']} "
-                                                 f"fold {row['fold']}: AUC {row['auc']:.3f} ({row['seconds']:.1f} s)"))
+            table.add(row)
+            live.update(table.render())
 
         result = benchmark(names, data_dir, specs, out_dir, modes=mode_list, progress=on_progress, on_cell=on_cell,
                            **options)

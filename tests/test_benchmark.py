@@ -187,3 +187,23 @@ def test_cli(data: tuple[Path, Path], tmp_path: Path) -> None:
     missing = runner.invoke(main, ["benchmark", "--tasks", "thyroid", "--data", str(tmp_path / "nope"),
                                    "--init", "scratch", "-o", str(tmp_path / "cli2")])
     assert missing.exit_code == 2
+
+
+def test_live_table_shows_each_group_with_its_mean_auc(full_run: Path) -> None:
+    from rich.console import Console
+
+    from modan_dicom.cli import CellTable
+
+    runs = pd.read_csv(full_run / "runs.csv")
+    table = CellTable()
+    table.done, table.total = len(runs), len(runs)
+    for row in runs.to_dict("records"):
+        table.add(row)
+    console = Console(record=True, width=160)
+    console.print(table.render())
+    text = console.export_text()
+    assert f"cells {len(runs)}/{len(runs)}" in text
+    for (task, init, mode), group in runs.groupby(["task", "init", "mode"], sort=False):
+        line = next(l for l in text.splitlines() if f" {init} " in l and f" {mode} " in l)
+        assert f"{group['auc'].mean():.3f}" in line and f"{group['auc'].iloc[-1]:.3f}" in line
+        assert f" {len(group)} " in line

@@ -184,3 +184,16 @@ def test_crawl_trusts_a_complete_answer_and_warns_on_an_unsplittable_day() -> No
     capped = Crawl(_capped(records, 100, True), key="SeriesInstanceUID", today=dt.date(2026, 1, 1))
     found = capped.run(DateRange())
     assert 100 <= len(found) < 160 and any("20200101" in w for w in capped.warnings)
+
+
+def test_an_answer_short_of_the_archives_count_is_asked_again() -> None:
+    from modan_dicom.pacs.archive import until_complete
+
+    answers = iter([Answer([{}] * 7, False), Answer([{}] * 9, False), Answer([{}] * 10, False), Answer([{}] * 10)])
+    assert len(until_complete(lambda: next(answers), 10).records) == 10  # a lost response, then another
+    answers = iter([Answer([{}] * 4, True), Answer([{}] * 10)])
+    assert len(until_complete(lambda: next(answers), 10).records) == 4  # the archive said it cut: the crawl splits
+    asked = []
+    assert len(until_complete(lambda: asked.append(1) or Answer([{}] * 3), 10, tries=3).records) == 3
+    assert len(asked) == 3  # gives up after `tries`; what was found is kept
+    assert len(until_complete(lambda: asked.append(1) or Answer([]), None).records) == 0 and len(asked) == 4

@@ -15,8 +15,9 @@ from .features import encode_images
 from .finetune import Recipe, new_head, train_and_score
 
 
-def probe_features(encoder: nn.Module, bank: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """(N, 512) float32 features of the (N, 1, S, S) uint8 `bank`, encoder in eval mode, on bank's device."""
+def probe_features(encoder: nn.Module, bank: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
+    """(N, 512) float32 features of the (N, 1, S, S) uint8 `bank`, encoder in eval mode, on bank's device
+    (`batch_size`: as `encode_images`)."""
     return encode_images(encoder, bank, batch_size=batch_size, device=bank.device).to(bank.device)
 
 

@@ -85,6 +85,7 @@ _TEXT_SWAPPED = {t: keyword for t, (action, keyword) in _ATTENTION_SWAPPED.items
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_SEQ_END_LE, _SEQ_END_BE = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0), struct.pack(">HHL", 0xFFFE, 0xE0DD, 0)
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _ALL_VRS = _LONG_VRS | frozenset({
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
@@ -495,11 +496,18 @@ class _Walker:
 
     def check_pixel_data(self, length: int, vpos: int) -> None:
         """Raise `_Truncated` when the pixel data runs past the end of the file."""
+        src = self.src
         if length != _UNDEFINED:
-            if vpos + length > self.src.size:
+            if vpos + length > src.size:
                 raise _Truncated
             return
-        self.skip_undefined(vpos)  # encapsulated: every fragment and the delimiter must be there
+        # Encapsulated: a file that ends with the Sequence Delimitation Item is whole (one read);
+        # else every fragment must be there.
+        if type(src) is _Bytes and src.size - 8 >= vpos:
+            buf, p = src.at(src.size - 8, 8)
+            if buf[p:p + 8] == (_SEQ_END_LE if self.little else _SEQ_END_BE):
+                return
+        self.skip_undefined(vpos)
 
 
 def _to_int(text: str) -> int | None:

@@ -209,6 +209,18 @@ def integer(value: Any) -> int | None:
             return None
 
 
+def until_complete(ask: Callable[[], Answer], expected: int | None, tries: int = 3) -> Answer:
+    """`ask()` again (up to `tries` in all) while its answer holds fewer records than the archive counted
+    (`expected`, e.g. a series' NumberOfSeriesRelatedInstances) and says nothing of a cap: pynetdicom 3.0
+    can lose a C-FIND pending response under load and still end with Success (pydicom/pynetdicom#875)."""
+    answer = ask()
+    for _ in range(tries - 1):
+        if expected is None or len(answer.records) >= expected or answer.truncated:
+            break
+        answer = ask()
+    return answer
+
+
 def numbered_instances(archive: Archive, study_uid: str, series_uid: str,
                        numbers: Sequence[int]) -> list[dict[str, Any]] | None:
     """The instances with these Instance Numbers, one query each (an archive reads every file of a series

@@ -34,7 +34,16 @@ from ..ingest.schema import (
 )
 from ..ingest.summary import IndexSummary, SummaryBuilder
 from .address import ArchiveAddress, parse_address
-from .archive import Archive, DateRange, SeriesQuery, integer, numbered_instances, open_archive, text
+from .archive import (
+    Archive,
+    DateRange,
+    SeriesQuery,
+    integer,
+    numbered_instances,
+    open_archive,
+    text,
+    until_complete,
+)
 from .crawl import Crawl
 
 LEVELS = ("series", "instance")
@@ -209,13 +218,13 @@ def _instance_rows(archive: Archive, items: list[SeriesItem], workers: int, warn
                    progress: Progress | None) -> int:
     """Fill `item.instances` for every series (the instance-level crawl); returns the queries sent."""
     def listing(item: SeriesItem) -> None:
+        expected = integer(item.record.get("NumberOfSeriesRelatedInstances"))
         try:
-            answer = archive.series_instances(*item.uids)
+            answer = until_complete(lambda: archive.series_instances(*item.uids), expected)
         except Exception as exc:  # noqa: BLE001 - the series becomes an error row
             item.error = f"instance query: {exc}"
             return
         item.instances = answer.records
-        expected = integer(item.record.get("NumberOfSeriesRelatedInstances"))
         if answer.truncated or (expected is not None and len(answer.records) < expected):
             warnings.append(f"series {len(warnings) + 1}: {len(answer.records)} of "
                             f"{expected if expected is not None else '?'} instances listed (the archive caps answers)")

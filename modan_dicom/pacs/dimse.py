@@ -19,7 +19,16 @@ from typing import Any
 
 from ..errors import PacsError
 from .address import ArchiveAddress
-from .archive import INSTANCE_FIELDS, SERIES_FIELDS, Answer, Archive, SeriesQuery, dataset_to_record, integer
+from .archive import (
+    INSTANCE_FIELDS,
+    SERIES_FIELDS,
+    Answer,
+    Archive,
+    SeriesQuery,
+    dataset_to_record,
+    integer,
+    until_complete,
+)
 
 STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyDescription")
 STUDY_COUNT = "NumberOfStudyRelatedSeries"
@@ -238,15 +247,9 @@ class DimseArchive(Archive):
         wanted = [study for study in studies.records if study.get("StudyInstanceUID")]
 
         def series_of(study: dict[str, Any]) -> Answer:
-            expected = integer(study.get("NumberOfStudyRelatedSeries")) if not query.modality else None
-            for _ in range(3):
-                found = self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"], **series_keys},
-                                   "series query")
-                # pynetdicom 3.0 can lose a pending response under load and still end with Success
-                # (pydicom/pynetdicom#875): an answer short of the study's own count is asked again.
-                if expected is None or len(found.records) >= expected or found.truncated:
-                    break
-            return found
+            expected = integer(study.get(STUDY_COUNT)) if not query.modality else None  # all modalities
+            return until_complete(lambda: self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"],
+                                                                 **series_keys}, "series query"), expected)
 
         if self._pool is None:  # kept: its threads keep their associations from one query to the next
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-dimse")
