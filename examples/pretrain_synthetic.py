@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=32, help="training image side in pixels")
     parser.add_argument("--export-size", type=int, default=64, help="side of the exported DICOM images")
+    parser.add_argument("--variation", type=float, default=1.0,
+                        help="archive-like variation of the export in [0, 1] (the test uses 0.8)")
     parser.add_argument("--method", action="append", choices=("mulsupcon", "supcon", "simclr", "ce"),
                         help="repeat for several (default: mulsupcon)")
     parser.add_argument("--lr", type=float, default=TRAINING["lr"])
@@ -110,7 +112,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     export = args.out / "export"
-    synth_export(export, seed=args.seed, n_patients=args.patients, image_size=args.export_size)
+    synth_export(export, seed=args.seed, n_patients=args.patients, image_size=args.export_size,
+                 variation=args.variation)
     index = args.out / "index.parquet"
     build_index(export, index, salt=f"example-{args.seed}")
     train, held_out = split_by_patient(index, args.out, seed=args.seed)

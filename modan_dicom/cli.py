@@ -399,12 +399,14 @@ def vocab_map(text: str, modality: str | None, profile: str, expand_ancestors: b
               help="Base image edge in pixels (CT/MR NxN, US 3/4N x N, XR 5/4N x N)  [default: 128; --task: 64]")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes rendering and writing files (same bytes for any number).")
+@click.option("--variation", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="How much series vary like a real archive's (field of view, pose, window, noise...); 0: canonical.")
 @click.option("--task", type=click.Choice(["acl", "breast", "thyroid"]), default=None,
               help="Write a downstream-task replica in RadImageNet's layout to OUT/<task>/ instead of an export.")
 @click.option("--images", "n_images", type=click.IntRange(min=20), default=None,
               help="--task: number of images (default acl 300, breast 260, thyroid 349; paper: 1021, 779, 349).")
 def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int | None, workers: int,
-          task: str | None, n_images: int | None) -> None:
+          variation: float, task: str | None, n_images: int | None) -> None:
     """Write a deterministic synthetic PACS export (or RadImageNet-style folders) to OUT, with manifest.csv.
 
     With --task, write a synthetic replica of a downstream task (acl, breast, thyroid) instead."""
@@ -423,7 +425,7 @@ def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int |
     image_size = image_size or 128
     with progress_bar("synth") as on_progress:
         manifest = synth_export(out_dir, seed=seed, layout=layout, n_patients=patients, image_size=image_size,
-                                workers=workers, progress=on_progress)
+                                workers=workers, variation=variation, progress=on_progress)
     counts = manifest["status"].value_counts()
     by_status = ", ".join(f"{counts[s]} {s}" for s in ("ok", "unmapped", "non_image", "not_dicom", "error") if s in counts)
     out.print(f"synth: {len(manifest)} files ({by_status}) written to {escape(out_dir)} "

@@ -29,9 +29,11 @@ from modan_dicom.synth import synth_export
 from modan_dicom.train import pretrain
 from modan_dicom.vocab import Vocabulary
 
-EXPORT = dict(seed=0, n_patients=80, image_size=48)
+# variation 0.8: series still differ in field of view, pose, build, window and noise (a random network's
+# k-NN stays well below), but a 2-core CPU can learn the rest in a few minutes.
+EXPORT = dict(seed=0, n_patients=80, image_size=48, variation=0.8)
 # Short-budget settings (docs/does-it-learn.md), all PretrainConfig options.
-TRAINING = dict(method="mulsupcon", epochs=30, batch_size=64, image_size=32, stem="torchvision", lr=0.1,
+TRAINING = dict(method="mulsupcon", epochs=60, batch_size=64, image_size=32, stem="torchvision", lr=0.1,
                 temperature=0.1, threshold=0.5, warmup_epochs=1, seed=0, workers=1, checkpoint_every=1000)
 TRAINED_AT_LEAST = 0.9
 MARGIN = 0.1  # trained minus random init, on the mean of modality and anatomy
@@ -66,7 +68,6 @@ def knn_scores(encoder: torch.nn.Module, train: tuple, held_out: tuple) -> dict[
             "anatomy": knn_accuracy(reference, train[2], queries, held_out[2], k=5)}
 
 
-@pytest.mark.slow  # several minutes on 2 cores, and its configuration is still being tuned (issue 3): run with -m slow
 def test_pretraining_learns_modality_and_anatomy_of_held_out_patients(tmp_path: Path) -> None:
     torch.manual_seed(0)
     export = tmp_path / "export"
@@ -85,6 +86,7 @@ def test_pretraining_learns_modality_and_anatomy_of_held_out_patients(tmp_path: 
     trained = knn_scores(load_encoder(encoder), train_bank, query_bank)
     random_init = knn_scores(build_encoder(TRAINING["stem"]), train_bank, query_bank)
     table = pd.DataFrame({"trained": trained, "random init": random_init}).round(3)
+    print(table)
     assert min(trained.values()) >= TRAINED_AT_LEAST, table
     assert np.mean(list(trained.values())) - np.mean(list(random_init.values())) >= MARGIN, table
     assert trained["anatomy"] - random_init["anatomy"] >= MARGIN, table

@@ -413,3 +413,18 @@ def test_cli_writes_an_export_and_refuses_a_foreign_folder(tmp_path: Path) -> No
     assert (foreign / "x.dcm").read_bytes() == b"mine"
     rin = runner.invoke(main, ["synth", str(tmp_path / "rin"), "--layout", "radimagenet", "--image-size", "16"])
     assert rin.exit_code == 0 and (tmp_path / "rin" / "US" / "thyroid").is_dir()
+
+
+def test_variation_scales_the_pixels_not_the_files(tmp_path: Path) -> None:
+    from modan_dicom.errors import ConfigError
+    from modan_dicom.imaging import load_image
+
+    full = synth_export(tmp_path / "full", seed=3, n_patients=2, image_size=16)
+    canonical = synth_export(tmp_path / "canonical", seed=3, n_patients=2, image_size=16, variation=0.0)
+    assert full["path"].tolist() == canonical["path"].tolist()
+    images = full[(full["kind"] == "image") & (full["status"] == "ok")]["path"]
+    differ = [not np.array_equal(load_image(tmp_path / "full" / p), load_image(tmp_path / "canonical" / p))
+              for p in images]
+    assert sum(differ) > len(differ) // 2
+    with pytest.raises(ConfigError, match="variation"):
+        synth_export(tmp_path / "bad", n_patients=1, image_size=16, variation=1.5)

@@ -45,6 +45,7 @@ def synth_export(
     image_size: int = 128,
     images_per_class: int = 4,
     workers: int = 1,
+    variation: float = 1.0,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Write a synthetic export under `out` and return its manifest (also written as out/manifest.csv).
@@ -56,6 +57,8 @@ def synth_export(
     layout "radimagenet": CT|MR/<region>/<class>/*.png and US/<organ>/*.png, images_per_class each.
     image_size: the base edge in pixels (CT/MR image_size^2; US 3/4 x 1; XR 5/4 x 1; PNGs square).
     workers: processes that render and write the DICOM layout (the bytes do not depend on it).
+    variation: in [0, 1], how much series vary like a real archive's (field of view, pose, build,
+        window, noise, kernel...; `pixels.Variation`): 1 the full ranges, 0 the canonical phantoms.
     progress(done, total) is called as files are written.
 
     `out` must be missing, empty, or a previous synth export (whose files are replaced); anything
@@ -71,6 +74,8 @@ def synth_export(
             raise ConfigError(f"{name} must be at least 1, not {value}")
     if not 16 <= int(image_size) <= 4096:
         raise ConfigError(f"image_size must be between 16 and 4096, not {image_size}")
+    if not 0.0 <= float(variation) <= 1.0:
+        raise ConfigError(f"variation must be between 0 and 1, not {variation}")
     if layout == "radimagenet":
         from .radimagenet import write_radimagenet_export
 
@@ -79,6 +84,6 @@ def synth_export(
                                         progress=progress)
     plan = plan_export(seed=seed, n_patients=n_patients, studies_per_patient=studies_per_patient,
                        series_per_study=series_per_study, instances_per_series=instances_per_series,
-                       image_size=image_size)
+                       image_size=image_size, variation=variation)
     root = prepare_output(out)
     return write_export(plan, root, progress, workers=workers)

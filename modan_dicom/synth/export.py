@@ -382,8 +382,11 @@ def _patient(index: int, rng: np.random.Generator) -> Patient:
 
 
 def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int = 3, series_per_study: int = 2,
-                instances_per_series: int = 3, image_size: int = 128) -> ExportPlan:
-    """Decide every file of a synthetic export (nothing is rendered or written)."""
+                instances_per_series: int = 3, image_size: int = 128, variation: float = 1.0) -> ExportPlan:
+    """Decide every file of a synthetic export (nothing is rendered or written); `variation` in [0, 1]
+    scales how much the series vary between patients, scanners and sites (`pixels.Variation`)."""
+    if not 0.0 <= float(variation) <= 1.0:
+        raise ValueError(f"variation must be between 0 and 1, not {variation}")
     for name, value, low in (("n_patients", n_patients, 1), ("studies_per_patient", studies_per_patient, 1),
                              ("series_per_study", series_per_study, 1),
                              ("instances_per_series", instances_per_series, 1), ("image_size", image_size, 16)):
@@ -392,6 +395,8 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
     plan = ExportPlan(seed, image_size, dict(
         seed=seed, n_patients=n_patients, studies_per_patient=studies_per_patient, series_per_study=series_per_study,
         instances_per_series=instances_per_series, image_size=image_size))
+    if variation != 1.0:
+        plan.config["variation"] = float(variation)  # type: ignore[assignment]
     sched = schedule()
     rng = np.random.default_rng([seed, 1])
     institutions = [(f"ZZPHI{k} General Hospital", f"{k + 1} ZZPHI Hospital Road, Testtown") for k in range(3)]
@@ -443,7 +448,7 @@ def plan_export(*, seed: int = 0, n_patients: int = 16, studies_per_patient: int
                     doppler=bool(srng.random() < 0.5),
                     noise_hu=float(srng.uniform(4, 7) if region == "brain" else srng.uniform(9, 20)),
                     lesion=bool(srng.random() < 0.35),
-                    vary=1.0,  # archive-like field of view, pose, build, window, noise (pixels.Variation)
+                    vary=float(variation),  # archive-like field of view, pose, build, window, noise (pixels.Variation)
                 )
                 series = Series(
                     study=study, index=k, number=k if code != "MR" else 100 * k + 1, uid=_uid(seed, "series", p, s, k),
