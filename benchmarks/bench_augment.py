@@ -5,7 +5,8 @@ RandomResizedCrop(S, scale=(0.2, 1)) + horizontal flip + ColorJitter with p = 0.
 ``--image-size`` S.
 
 - ours: a uint8 bank ``(N, 1, side, side)`` on ``--device``; a step draws random indices, gathers the batch from the
-  bank and calls `TwoViewAugment` -> ``(B, 2, 1, S, S)`` float in [0, 1].
+  bank and calls `TwoViewAugment` -> ``(B, 2, 1, S, S)`` float in [0, 1], into one output buffer reused from
+  step to step, as the trainer (`train.py`) does.
 - authors: their pipeline as described in the issue — the images as PNG files on disk, a Dataset that scans a
   pandas table for every sample (``df[df.idx == i]``), opens the PNG with PIL and converts it to RGB, then the
   TwoCropTransform of Compose([RandomResizedCrop(S, scale=(0.2, 1)), RandomHorizontalFlip(),
@@ -153,7 +154,7 @@ def time_batched(arrays: np.ndarray, size: int, batch: int, batches: int, warmup
             sync()
             start = time.perf_counter()
         index = torch.randint(0, bank.shape[0], (batch,), generator=picker, device=device)
-        views = augment(bank[index])
+        views = augment(bank[index], out=views if step else None)  # one output buffer, as the trainer does
     sync()
     assert views.shape == (batch, 2, 1, size, size)
     return (time.perf_counter() - start) / batches

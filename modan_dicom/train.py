@@ -256,13 +256,16 @@ def pretrain(
             seed=config.seed * 1_000_003 + epoch * 7_919 + runtime.rank, device=runtime.device,
         )
         started, seen, total = time.perf_counter(), 0, torch.zeros((), device=runtime.device)
+        views_buffers: dict[int, torch.Tensor] = {}
         for step, batch in enumerate(epoch_batches(len(bank), batch_size, steps, config.seed, epoch, runtime.rank)):
             lr = learning_rate(config, epoch * steps + step, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = batch.to(runtime.device)
             try:
-                views = augment(bank.images[batch])  # (B, 2, 1, S, S) float in [0, 1]
+                # (B, V, 1, S, S) float in [0, 1], into one buffer per batch size: used up within the step
+                views = augment(bank.images[batch], out=views_buffers.get(len(batch)))
+                views_buffers[len(batch)] = views
                 flat = views.flatten(0, 1)
                 if channels_last:
                     flat = flat.contiguous(memory_format=torch.channels_last)

@@ -182,3 +182,13 @@ def test_cuda_matches_cpu_rendering() -> None:
     torch.testing.assert_close(
         render_views(bank, params, S).cpu(), render_views(bank.cpu(), params.to("cpu"), S), rtol=0, atol=1e-5
     )
+
+
+def test_rendering_into_a_buffer_equals_a_fresh_output() -> None:
+    bank = _bank(6)
+    fresh = TwoViewAugment(S, seed=3)(bank)
+    buffer = torch.full_like(fresh, 7.0)
+    again = TwoViewAugment(S, seed=3)(bank, out=buffer)
+    assert again.data_ptr() == buffer.data_ptr() and torch.equal(again, fresh)
+    with pytest.raises(ValueError, match="out must be"):
+        TwoViewAugment(S, seed=3)(bank, out=torch.empty(1, 2, 1, S, S))
