@@ -163,16 +163,20 @@ def _capped(records: list[dict[str, str]], cap: int, says: bool):
     return search
 
 
-@pytest.mark.parametrize("says", [True, False])
-def test_crawl_recovers_every_record_of_a_capped_archive(says: bool) -> None:
+@pytest.mark.parametrize("says,workers", [(True, 1), (False, 1), (False, 4)])
+def test_crawl_recovers_every_record_of_a_capped_archive(says: bool, workers: int) -> None:
     import datetime as dt
 
     records = [{"SeriesInstanceUID": f"1.2.{i}", "StudyDate": (dt.date(2015, 1, 1) + dt.timedelta(days=i // 7)).strftime("%Y%m%d")}
                for i in range(1500)]
-    crawl = Crawl(_capped(records, 100, says), key="SeriesInstanceUID", today=dt.date(2026, 1, 1))
+    crawl = Crawl(_capped(records, 100, says), key="SeriesInstanceUID", today=dt.date(2026, 1, 1), workers=workers)
     found = crawl.run(DateRange())
     assert sorted(r["SeriesInstanceUID"] for r in found) == sorted(r["SeriesInstanceUID"] for r in records)
     assert crawl.capped and crawl.queries < 200 and not crawl.warnings
+    if workers > 1:  # the split parts asked at once give what one at a time gives, query for query
+        alone = Crawl(_capped(records, 100, says), key="SeriesInstanceUID", today=dt.date(2026, 1, 1))
+        assert [r["SeriesInstanceUID"] for r in alone.run(DateRange())] == [r["SeriesInstanceUID"] for r in found]
+        assert alone.queries == crawl.queries
 
 
 def test_crawl_trusts_a_complete_answer_and_warns_on_an_unsplittable_day() -> None:
@@ -197,3 +201,22 @@ def test_an_answer_short_of_the_archives_count_is_asked_again() -> None:
     assert len(until_complete(lambda: asked.append(1) or Answer([{}] * 3), 10, tries=3).records) == 3
     assert len(asked) == 3  # gives up after `tries`; what was found is kept
     assert len(until_complete(lambda: asked.append(1) or Answer([]), None).records) == 0 and len(asked) == 4
+
+
+def test_a_response_dropped_by_pynetdicom_is_noticed_per_association() -> None:
+    import logging
+
+    from modan_dicom.pacs.dimse import _DROPPED
+
+    logger = logging.getLogger("pynetdicom.association")
+    seen: list[int] = []
+
+    def reactor() -> None:  # what pynetdicom's reactor thread logs when it takes a C-FIND response
+        seen.append(threading.get_ident())
+        logger.warning("Received unexpected C-FIND service message")
+
+    thread = threading.Thread(target=reactor)
+    thread.start()
+    thread.join()
+    assert not _DROPPED.take(threading.get_ident())  # another association: nothing lost there
+    assert _DROPPED.take(seen[0]) and not _DROPPED.take(seen[0])  # noticed once

@@ -168,7 +168,7 @@ def survey(
     queries = 0
     for modality in (list(modalities) or [None]):
         crawl = Crawl(lambda d, m=modality: archive.find_series(SeriesQuery(d, m)), key="SeriesInstanceUID",
-                      suspect_at=query_cap or 100)
+                      suspect_at=query_cap or 100, workers=workers)
         records.extend(crawl.run(dates))
         queries += crawl.queries
         warnings.extend(crawl.warnings)

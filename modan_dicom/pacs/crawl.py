@@ -15,7 +15,9 @@ A one-day range that still looks cut cannot be split further: a warning says so,
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .archive import Answer, DateRange, by_uid
@@ -65,22 +67,32 @@ class Crawl:
     """Runs `search(DateRange) -> Answer` until every answer is complete (see the module docstring).
 
     key: the UID that identifies a record (SeriesInstanceUID or StudyInstanceUID); suspect_at: answers with at
-    least this many records are checked; queries: how many were sent; warnings: what may still be missing.
+    least this many records are checked; workers: the parts of a split range asked at once (`search` must be
+    thread-safe when > 1); queries: how many were sent; warnings: what may still be missing.
     """
 
     def __init__(self, search: Callable[[DateRange], Answer], *, key: str, suspect_at: int = 100,
-                 today: dt.date | None = None) -> None:
+                 today: dt.date | None = None, workers: int = 1) -> None:
         self.search = search
         self.key = key
         self.suspect_at = max(1, suspect_at)
         self.today = today or dt.date.today()
+        self.workers = max(1, workers)
+        self._count = threading.Lock()
         self.queries = 0
         self.capped = False  # an answer was shown to be cut
         self.warnings: list[str] = []
 
     def _ask(self, dates: DateRange) -> Answer:
-        self.queries += 1
+        with self._count:
+            self.queries += 1
         return self.search(dates)
+
+    def _ask_all(self, parts: list[DateRange]) -> list[Answer]:
+        if self.workers == 1 or len(parts) == 1:
+            return [self._ask(part) for part in parts]
+        with ThreadPoolExecutor(min(self.workers, len(parts)), thread_name_prefix="modan-crawl") as pool:
+            return list(pool.map(self._ask, parts))
 
     def run(self, dates: DateRange) -> list[dict[str, Any]]:
         """Every record whose Study Date lies in `dates` (and, for an open range, those without a date)."""
@@ -97,7 +109,7 @@ class Crawl:
                     f"the answer for {dates.start} may be truncated at {len(records)} matches "
                     "(the archive caps a query and one day cannot be split further)")
             return records
-        answers = [self._ask(part) for part in parts]
+        answers = self._ask_all(parts)
         counts = [len(a.records) for a in answers]
         if (answer.truncated is not True and not any(a.truncated for a in answers)
                 and all(counts) and sum(counts) == len(records)):

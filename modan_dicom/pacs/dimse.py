@@ -11,6 +11,7 @@ threads); an aborted association or a dropped connection is retried on a new one
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,38 @@ PENDING = (0xFF00, 0xFF01)
 
 class Transient(Exception):
     """An association that failed in a way worth retrying (aborted, dropped, timed out)."""
+
+
+class _DroppedResponses(logging.Handler):
+    """Which associations lost a response to pynetdicom's own reactor thread.
+
+    In pynetdicom 3.0 the association's reactor thread can take a response meant for a running
+    send_c_find / send_c_get off the queue (its pause handshake is racy) and drop it with the warning
+    "Received unexpected C-FIND service message" (pydicom/pynetdicom#875), while the operation still
+    ends with Success: one match is silently missing. The reactor thread is the Association itself, so
+    the warning's thread id names the association that lost one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._threads: set[int] = set()
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Received unexpected") and record.thread is not None:
+            with self._guard:
+                self._threads.add(record.thread)
+
+    def take(self, ident: int | None) -> bool:
+        """Whether the association whose reactor thread is `ident` dropped a response since asked last."""
+        with self._guard:
+            if ident in self._threads:
+                self._threads.discard(ident)
+                return True
+            return False
+
+
+_DROPPED = _DroppedResponses()
+logging.getLogger("pynetdicom.association").addHandler(_DROPPED)
 
 
 def _transfer_syntaxes() -> list[str]:
@@ -227,6 +260,9 @@ class DimseArchive(Archive):
             with self._lease() as connection:
                 responses = connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
                 final, pending = self._drain(responses, what)
+                if _DROPPED.take(connection.assoc.ident):
+                    raise Transient(f"{self.address.display}: pynetdicom dropped a {what} response "
+                                    "(pydicom/pynetdicom#875)")
             records = [dataset_to_record(found) for found in pending if found is not None]
             if final == SUCCESS:
                 return Answer(records, False)
@@ -251,8 +287,9 @@ class DimseArchive(Archive):
             return until_complete(lambda: self._find("SERIES", {"StudyInstanceUID": study["StudyInstanceUID"],
                                                                  **series_keys}, "series query"), expected)
 
-        if self._pool is None:  # kept: its threads keep their associations from one query to the next
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-dimse")
+        with self._lock:  # crawl threads may get here at once
+            if self._pool is None:  # kept for the next query
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-dimse")
         records: list[dict[str, Any]] = []
         truncated: bool | None = studies.truncated
         for study, found in zip(wanted, self._pool.map(series_of, wanted)):
