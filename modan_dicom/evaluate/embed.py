@@ -239,6 +239,8 @@ def embed(
         image_size: side S of the square images fed to the encoders (pretraining's image size).
         profile: vocabulary profile the labels are projected to (and whose rows are usable).
         root: folder of the index's relative paths (default: the indexed source).
+        batch_size: images encoded between two progress calls (the forward batches are `encode_images`'s:
+            8 images on a CPU, 256 on a GPU).
         limit: keep at most this many images, stratified by modality/anatomy pair, drawn with ``seed``.
         seed: the ``limit`` sample and the ``scratch`` init.
         stem: the stem of ``scratch`` encoders (encoder files carry their own).
@@ -298,8 +300,7 @@ def embed(
         encoder.to(chosen_device)
         chunks = []
         for start in range(0, n, batch_size):
-            chunks.append(encode_images(encoder, bank.images[start : start + batch_size],
-                                        batch_size=batch_size, device=chosen_device))
+            chunks.append(encode_images(encoder, bank.images[start : start + batch_size], device=chosen_device))
             done += min(batch_size, n - start)
             if progress is not None:
                 progress(done, total)

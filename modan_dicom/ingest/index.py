@@ -253,15 +253,11 @@ class FileIndexer:
                 modality, anatomy, "folder" if modality else None, "folder" if anatomy else None,
                 folder.label, vector)
 
-    def prefetch(self, items: Sequence[Item]) -> None:
-        """Start reading the headers of `items` from a cold disk (`prefetch_headers`)."""
-        if not self._radimagenet:
-            prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
-
     def batch(self, items: Sequence[Item]) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
         """The rows of `items` as one record batch (index schema), and their summary counts
         (`_add_to_summary`)."""
-        self.prefetch(items)
+        if not self._radimagenet:
+            prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
         values = self.values
         collect = gc.isenabled()
         gc.disable()  # rows and headers hold no reference cycles: collections would only cost time
@@ -448,7 +444,7 @@ def _plan_chunks(
     to_read: list[Item] = []
     n = 0
     for item in entries:
-        reuse = previous.match(item) if previous is not None else None
+        reuse = previous.match(item)
         if reuse is None:
             if segments and segments[-1][0] == "new":
                 segments[-1] = ("new", segments[-1][1] + 1)

@@ -4,8 +4,9 @@ A series query is hierarchical, as the Study Root model wants it: the studies of
 STUDY level: Patient ID, Study Date, Study Description), then the series of each study (C-FIND at SERIES
 level). An answer that ends in Cancel (0xFE00: how Orthanc says it stopped at ``LimitFindResults``) is
 reported cut. Operations share a bounded pool of associations (`workers` at most, whatever the number of
-threads); an aborted association or a dropped connection is retried on a new one with backoff. C-GET asks the archive to send the instance back on the same association
-(the SCP role is negotiated for the storage SOP classes being pulled).
+threads); an aborted association or a dropped connection is retried on a new one with backoff. C-GET asks
+the archive to send the instance back on the same association (the SCP role is negotiated for the storage
+SOP classes being pulled).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class _DroppedResponses(logging.Handler):
                 self._threads.add(record.thread)
 
     def take(self, ident: int | None) -> bool:
-        """Whether the association whose reactor thread is `ident` dropped a response since asked last."""
+        """Whether the association whose reactor thread is `ident` dropped a response since asked last
+        (and forget it)."""
         with self._guard:
             if ident in self._threads:
                 self._threads.discard(ident)
@@ -258,6 +260,7 @@ class DimseArchive(Archive):
 
         def query() -> Answer:
             with self._lease() as connection:
+                _DROPPED.take(connection.assoc.ident)  # a stale mark (a C-GET's, or a reused thread id) is not ours
                 responses = connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
                 final, pending = self._drain(responses, what)
                 if _DROPPED.take(connection.assoc.ident):
