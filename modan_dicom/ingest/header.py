@@ -236,10 +236,12 @@ class _Inflated(_Bytes):
 class _Walker:
     """Walks the top-level data elements of one dataset encoding."""
 
-    __slots__ = ("src", "little", "implicit", "tag_fmt", "short_fmt", "long_fmt", "codecs")
+    __slots__ = ("src", "little", "implicit", "tag_fmt", "short_fmt", "long_fmt", "codecs", "defer", "tail")
 
-    def __init__(self, src: _Bytes, little: bool, implicit: bool) -> None:
+    def __init__(self, src: _Bytes, little: bool, implicit: bool, defer: bool = False) -> None:
         self.src, self.little, self.implicit = src, little, implicit
+        self.defer = defer  # leave the encapsulated pixel data's end to `tail_is_whole`
+        self.tail: tuple[int, bytes] | None = None
         # (group, element, 4-byte length), (group, element, VR, 2-byte length), (4-byte length)
         self.tag_fmt, self.short_fmt, self.long_fmt = _STRUCTS["<" if little else ">"]
         self.codecs: str | list[str] = "latin-1"
@@ -504,8 +506,16 @@ class _Walker:
         # Encapsulated: a file that ends with the Sequence Delimitation Item is whole (one read);
         # else every fragment must be there.
         if type(src) is _Bytes and src.size - 8 >= vpos:
+            end = _SEQ_END_LE if self.little else _SEQ_END_BE
+            rel = src.size - 8 - src.base
+            if self.defer and (rel < 0 or rel + 8 > len(src.buf)) and src.fd is not None:
+                # On a cold disk this read would wait for the disk: ask for the bytes now and let
+                # the caller check them after the other files of its chunk (`tail_is_whole`).
+                _advise(src.fd, src.size - 8, 8)
+                self.tail = (src.size - 8, end)
+                return
             buf, p = src.at(src.size - 8, 8)
-            if buf[p:p + 8] == (_SEQ_END_LE if self.little else _SEQ_END_BE):
+            if buf[p:p + 8] == end:
                 return
         self.skip_undefined(vpos)
 
@@ -546,7 +556,7 @@ _META_LONG = struct.Struct("<L").unpack_from
 _TS_TAG, _MEDIA_CLASS_TAG = _TAG["TransferSyntaxUID"], _TAG["MediaStorageSOPClassUID"]
 
 
-def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any]) -> None:
+def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any], defer: bool = False) -> None:
     src = _Bytes(fd, size, head)
     pos = 132 if kind == "preamble" else 0
     ts: str | None = None
@@ -591,16 +601,25 @@ def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any]) -> N
         raise _Truncated  # file meta but no dataset
     buf, p = src.at(pos, min(8, size - pos))
     little, implicit = _transfer_syntax(ts, buf[p:p + 8])
-    _Walker(src, little, implicit).dataset(pos, out)
+    walker = _Walker(src, little, implicit, defer)
+    walker.dataset(pos, out)
+    if walker.tail is not None:
+        out["tail"] = walker.tail
     if out["SOPClassUID"] is None:
         out["SOPClassUID"] = media_class
 
 
-def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_header(path: str | os.PathLike[str], *, defer_tail: bool = False) -> dict[str, Any]:
     """Read the header values of one file; see the module docstring for the dict returned.
 
     Never raises for a bad file: unreadable, truncated or malformed files come back with
     kind "error" and a one-line reason; files that are not DICOM with kind "not_dicom".
+
+    defer_tail: for a cold disk. The last 8 bytes of a file with encapsulated pixel data (the
+    Sequence Delimitation Item that shows it is whole) usually lie outside the first window: a
+    read there waits for the disk. With defer_tail they are only requested (POSIX_FADV_WILLNEED)
+    and the dict gets `tail` = (offset, expected bytes); the caller checks it later with
+    `tail_is_whole(path, tail)`, and reads the file again without defer_tail when that is False.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -617,7 +636,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
             return empty_header("not_dicom")
         out = empty_header("dicom")
         try:
-            _parse(fd, size, head, kind, out)
+            _parse(fd, size, head, kind, out, defer_tail)
         except _Truncated:
             return empty_header("error", "truncated: the file ends inside its DICOM data")
         except (_Malformed, struct.error, ValueError, UnicodeError, RecursionError):
@@ -625,6 +644,33 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         return out
     finally:
         os.close(fd)
+
+
+def tail_is_whole(path: str | os.PathLike[str], tail: tuple[int, bytes]) -> bool:
+    """Whether the file's bytes at `tail`'s offset are `tail`'s bytes (see `read_header`)."""
+    offset, expected = tail
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.pread(fd, len(expected), offset) == expected
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+_ADVISE = getattr(os, "posix_fadvise", None)
+
+
+def _advise(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start reading these bytes (asynchronous; nothing where unsupported)."""
+    if _ADVISE is not None:
+        try:
+            _ADVISE(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
 
 
 # ---- the reference reader (pydicom) -------------------------------------------------------------

@@ -25,10 +25,10 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..errors import ConfigError, OutputError, SourceError
 from . import radimagenet
-from .header import HEADER_WINDOW, is_image, read_header
+from .executor import ChunkRunner
+from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
 from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from .schema import (
     COLUMNS,
@@ -100,16 +101,16 @@ def _cached(path: str) -> bool | None:
         os.close(fd)
 
 
-def prefetch_headers(paths: Sequence[str], nbytes: int = HEADER_WINDOW) -> None:
+def prefetch_headers(paths: Sequence[str], nbytes: int = HEADER_WINDOW) -> bool:
     """Ask the kernel to start reading the first `nbytes` of every file in `paths` at once
     (POSIX_FADV_WILLNEED, asynchronous) when they are not in the page cache (first and last
     path probed with RWF_NOWAIT): a chunk read from a cold disk then keeps many requests in
     flight instead of one at a time. Does nothing when the cache is warm or the platform lacks
-    these calls; never raises."""
+    these calls; never raises. Returns whether it asked (the files are on a cold disk)."""
     if _ADVISE is None or not paths:
-        return
+        return False
     if _cached(paths[0]) is not False and _cached(paths[-1]) is not False:
-        return  # in the page cache (or cannot tell): the extra calls would only cost time
+        return False  # in the page cache (or cannot tell): the extra calls would only cost time
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block us
@@ -121,6 +122,7 @@ def prefetch_headers(paths: Sequence[str], nbytes: int = HEADER_WINDOW) -> None:
             pass
         finally:
             os.close(fd)
+    return True
 
 
 # ---- one file -> one row ------------------------------------------------------------------------
@@ -186,6 +188,8 @@ class FileIndexer:
         # (label values, image flag) -> (status, modality, anatomy, modality_source, anatomy_source, multi_hot)
         self._labels: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._folders: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._defer = False  # True while a chunk comes from a cold disk (see `batch`)
+        self._deferred: dict[str, tuple[int, bytes]] = {}  # absolute path -> `tail` to check
 
     def labels(self, header: dict[str, Any]) -> Any:
         """The `Labels` of a header dict (uncached; `values` caches what it needs)."""
@@ -218,7 +222,9 @@ class FileIndexer:
                 folder_row = self._folder_row(absolute, folder)
                 if folder_row is not None:
                     return (path, size, mtime_ns, *folder_row)
-        header = read_header(absolute)
+        header = read_header(absolute, defer_tail=self._defer)
+        if self._defer and "tail" in header:
+            self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
             return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
         status, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
@@ -253,34 +259,53 @@ class FileIndexer:
                 modality, anatomy, "folder" if modality else None, "folder" if anatomy else None,
                 folder.label, vector)
 
-    def batch(self, items: Sequence[Item]) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
+    def _check_tails(self, items: Sequence[Item], rows: list[tuple[Any, ...]]) -> None:
+        """Check the deferred file ends (`read_header(defer_tail=True)`); read a file whose end is
+        not the expected delimiter again, in full (it is truncated, or its fragments say more)."""
+        deferred, self._deferred = self._deferred, {}
+        self._defer = False
+        prefix = self._prefix
+        for i, item in enumerate(items):
+            tail = deferred.get(prefix + item[0])
+            if tail is not None and not tail_is_whole(prefix + item[0], tail):
+                rows[i] = self.values(item)
+
+    def warm_up(self) -> None:
+        """Pay now the costs of a first chunk that every process would pay once: compiling the
+        vocabulary's text matcher, pyarrow's lazy import of its pandas shim."""
+        self.vocab.match_text("warm up")
+        self.batch([])
+
+    def prefetch(self, items: Sequence[Item]) -> bool:
+        """Ask the kernel for the first kilobytes of `items`' files when they are on a cold disk
+        (`prefetch_headers`); returns whether they are."""
+        if self._radimagenet:
+            return False
+        return prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
+
+    def batch(
+        self, items: Sequence[Item], cold: bool | None = None
+    ) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
         """The rows of `items` as one record batch (index schema), and their summary counts
-        (`_add_to_summary`)."""
-        if not self._radimagenet:
-            prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
+        (`_add_to_summary`). cold: what `prefetch(items)` returned, when the caller asked
+        ahead (None: it is asked now)."""
+        if cold is None:
+            cold = self.prefetch(items)
         values = self.values
         collect = gc.isenabled()
         gc.disable()  # rows and headers hold no reference cycles: collections would only cost time
+        self._defer = cold  # the ends of compressed files are checked after the chunk, not one by one
         try:
             rows = [values(item) for item in items]
+            if self._deferred:
+                self._check_tails(items, rows)
         finally:
+            self._defer = False
+            self._deferred.clear()
             if collect:
                 gc.enable()
         batch = columns_to_batch(list(zip(*rows)) if rows else [[] for _ in self.schema], self.schema)
         return batch, Counter(map(_SUMMARY_VALUES, rows))
-
-
-_WORKER: FileIndexer | None = None
-
-
-def _init_worker(settings: _Settings) -> None:
-    global _WORKER
-    _WORKER = FileIndexer(settings)  # the vocabulary is loaded once per process
-
-
-def _index_chunk(items: list[Item]) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
-    assert _WORKER is not None
-    return _WORKER.batch(items)
 
 
 # ---- the previous index, read alongside the walk ------------------------------------------------
@@ -498,46 +523,6 @@ def _assemble(segments: list[tuple[str, Any]], fresh: pa.RecordBatch | None, sch
     return pa.Table.from_batches(pieces, schema=schema)
 
 
-class _Executor:
-    """Runs chunks in-process (workers=1) or in a process pool, handing results back in order
-    with a bounded number of chunks in flight."""
-
-    def __init__(self, settings: _Settings, vocab: Any, workers: int) -> None:
-        self.workers = workers
-        self.window = max(2, workers * 3)
-        self._pool: ProcessPoolExecutor | None = None
-        self._local: FileIndexer | None = None
-        if workers > 1:
-            self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(settings,))
-        else:
-            self._local = FileIndexer(settings, vocab)
-
-    def map(
-        self, chunks: Iterator[tuple[list[tuple[str, Any]], list[Item]]]
-    ) -> Iterator[tuple[list[tuple[str, Any]], Any, int]]:
-        """Yield (segments, fresh rows or None, files read) per chunk, in order; fresh rows come as
-        `FileIndexer.batch` returns them: (record batch, summary counts)."""
-        if self._local is not None:
-            for segments, to_read in chunks:
-                yield segments, (self._local.batch(to_read) if to_read else None), len(to_read)
-            return
-        assert self._pool is not None
-        pending: deque[tuple[list[tuple[str, Any]], Future[Any] | None, int]] = deque()
-        for segments, to_read in chunks:
-            future = self._pool.submit(_index_chunk, to_read) if to_read else None
-            pending.append((segments, future, len(to_read)))
-            while len(pending) >= self.window or (pending and pending[0][1] is None):
-                segs, fut, n = pending.popleft()
-                yield segs, (fut.result() if fut is not None else None), n
-        while pending:
-            segs, fut, n = pending.popleft()
-            yield segs, (fut.result() if fut is not None else None), n
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-
 def run_index(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -585,7 +570,7 @@ def run_index(
     counts = {"files": 0, "read": 0, "reused": 0}
 
     def consume(write: Callable[[pa.Table], None] | None, previous: _Previous | None) -> None:
-        executor = _Executor(settings, vocab, workers)
+        executor = ChunkRunner(partial(FileIndexer, settings), workers, local=FileIndexer(settings, vocab))
         try:
             if progress is not None:
                 progress(0, total)
