@@ -99,3 +99,19 @@ def test_walk_items_are_the_walk_as_tuples(tmp_path: Path) -> None:
     assert items == [(e.path, e.size, e.mtime_ns, e.error) for e in entries]
     assert [i[0] for i in items] == ["DICOMDIR", "a/b/IM000001", "a/file.dcm", "dangling", "ü-名前/Bild 1"]
     assert items[3][3] == "dangling symbolic link"
+
+
+def test_walk_without_stat_leaves_plain_files_to_the_reader(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "link-to-file").symlink_to(tmp_path / "a" / "b" / "IM000001")
+    os.mkfifo(tmp_path / "pipe")
+    full = list(walk_items(tmp_path))
+    lean = list(walk_items(tmp_path, stat_files=False))
+    assert [i[0] for i in lean] == [i[0] for i in full] and [i[3] for i in lean] == [i[3] for i in full]
+    by_path = {i[0]: i for i in lean}
+    assert by_path["a/b/IM000001"][1:3] == (None, None)  # a plain file: its reader stats it
+    assert by_path["link-to-file"][1] == 5  # links are still followed by a stat here
+    assert by_path["dangling"][3] == "dangling symbolic link"
+    assert "pipe" not in by_path

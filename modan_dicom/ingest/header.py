@@ -609,7 +609,9 @@ def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any], defe
         out["SOPClassUID"] = media_class
 
 
-def read_header(path: str | os.PathLike[str], *, defer_tail: bool = False) -> dict[str, Any]:
+def read_header(
+    path: str | os.PathLike[str], *, defer_tail: bool = False, with_stat: bool = False
+) -> dict[str, Any]:
     """Read the header values of one file; see the module docstring for the dict returned.
 
     Never raises for a bad file: unreadable, truncated or malformed files come back with
@@ -620,14 +622,32 @@ def read_header(path: str | os.PathLike[str], *, defer_tail: bool = False) -> di
     read there waits for the disk. With defer_tail they are only requested (POSIX_FADV_WILLNEED)
     and the dict gets `tail` = (offset, expected bytes); the caller checks it later with
     `tail_is_whole(path, tail)`, and reads the file again without defer_tail when that is False.
+
+    with_stat: the dict also gets the file's `size` (bytes) and `mtime_ns`, from the open file
+    (a walk that did not stat the file needs them; 0 when the file cannot be looked at).
     """
+    stat: list[os.stat_result] = []
+    header = _read_header(path, defer_tail, stat)
+    if with_stat:
+        if not stat:
+            try:
+                stat.append(os.stat(path))
+            except OSError:
+                pass
+        header["size"] = stat[0].st_size if stat else 0
+        header["mtime_ns"] = stat[0].st_mtime_ns if stat else 0
+    return header
+
+
+def _read_header(path: str | os.PathLike[str], defer_tail: bool, stat: list[os.stat_result]) -> dict[str, Any]:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         return empty_header("error", f"cannot open: {exc.strerror or exc}")
     try:
         try:
-            size = os.fstat(fd).st_size
+            stat.append(os.fstat(fd))
+            size = stat[0].st_size
             head = os.pread(fd, _WINDOW, 0)
         except OSError as exc:
             return empty_header("error", f"cannot read: {exc.strerror or exc}")

@@ -62,7 +62,9 @@ LAYOUTS = ("auto", "dicom", "radimagenet")
 LABEL_KEYS = ("Modality", "BodyPartExamined", "SeriesDescription", "ProtocolName",
               "StudyDescription", "AnatomicRegion", "SOPClassUID")
 Progress = Callable[[int, "int | None"], None]
-Item = tuple[str, int, int, "str | None"]  # a walked file (`walk_items`): (path, size, mtime_ns, error)
+# a walked file (`walk_items`): (path, size, mtime_ns, error); size and mtime_ns None when the
+# walk left the stat to the reader
+Item = tuple[str, "int | None", "int | None", "str | None"]
 
 # header dict -> values, in index column order
 _RAW_VALUES = itemgetter(*RAW_STRING_COLUMNS, *RAW_INT_COLUMNS)
@@ -222,7 +224,9 @@ class FileIndexer:
                 folder_row = self._folder_row(absolute, folder)
                 if folder_row is not None:
                     return (path, size, mtime_ns, *folder_row)
-        header = read_header(absolute, defer_tail=self._defer)
+        header = read_header(absolute, defer_tail=self._defer, with_stat=size is None)
+        if size is None:  # the walk left the stat to us (`walk_items(stat_files=False)`)
+            size, mtime_ns = header["size"], header["mtime_ns"]
         if self._defer and "tail" in header:
             self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
@@ -574,7 +578,11 @@ def run_index(
         try:
             if progress is not None:
                 progress(0, total)
-            chunks = _plan_chunks(walk_items(root, exclude=exclude), previous, batch_size)
+            # a fresh DICOM run lets the header reader stat each file it opens anyway; an
+            # incremental run compares sizes and times in the walk, RadImageNet rows need no open
+            stat_files = previous is not None or layout_name == "radimagenet"
+            entries = walk_items(root, exclude=exclude, stat_files=stat_files)
+            chunks = _plan_chunks(entries, previous, batch_size)
             for segments, fresh, n_read in executor.map(chunks):
                 batch, fresh_counts = fresh if fresh is not None else (None, None)
                 table = _assemble(segments, batch, schema)

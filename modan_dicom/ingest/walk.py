@@ -9,6 +9,7 @@ a fresh walk with the previous index in one streaming pass.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import os
 from bisect import bisect_right
 from itertools import islice
@@ -45,11 +46,15 @@ def _safe_name(rel: str) -> tuple[str, str | None]:
     return rel, None
 
 
-def _listing(abs_dir: str, opened: Callable[[float], None] | None = None) -> list[str]:
+def _listing(
+    abs_dir: str, opened: Callable[[float], None] | None = None, special: set[str] | None = None
+) -> list[str]:
     """The sorted names in `abs_dir`, folders with a trailing "/" (so that sorting gives global
     path order). Only names are kept (a flat folder of 10^6 files costs ~80 MB, not the DirEntry
     objects). Raises OSError when the folder cannot be listed. `opened(seconds)`: told how long
-    the folder took to open and yield its first entry (the part that waits for the disk)."""
+    the folder took to open and yield its first entry (the part that waits for the disk).
+    `special`: gets the names that are neither folders nor plain regular files (links, FIFOs,
+    devices, unknown types), which only a stat can tell about."""
     keys: list[str] = []
     start = time.perf_counter()
     with os.scandir(abs_dir) as it:
@@ -61,7 +66,12 @@ def _listing(abs_dir: str, opened: Callable[[float], None] | None = None) -> lis
                 is_dir = entry.is_dir()  # d_type, or one stat for a symlink
             except OSError:
                 is_dir = False
-            keys.append(entry.name + "/" if is_dir else entry.name)
+            if is_dir:
+                keys.append(entry.name + "/")
+            else:
+                keys.append(entry.name)
+                if special is not None and not entry.is_file(follow_symlinks=False):
+                    special.add(entry.name)
     keys.sort()
     return keys
 
@@ -70,7 +80,7 @@ class _ReadAhead:
     """Lists folders for a walk; on a cold disk, reads the folders ahead of it in parallel.
 
     On a cold disk each folder listing waits for one or two disk reads, one after another. Once
-    opening folders takes longer than `cold_s` on average, reaching a folder that was not read
+    opening folders takes longer than `cold_s` (median of the last 16), reaching a folder that was not read
     ahead starts a burst: `threads` threads list the next `burst` folders in walk order (the
     nearest first, their subfolders in turn) while the walk waits, so that many reads are in
     flight at once; the walk's own listings of those folders then come from the kernel's cache.
@@ -78,28 +88,33 @@ class _ReadAhead:
     and keep nothing but the set of folders read.
     """
 
-    def __init__(self, threads: int = 6, burst: int = 2048, cold_s: float = 40e-6) -> None:
+    def __init__(self, threads: int = 6, burst: int = 2048, cold_s: float = 30e-6) -> None:
         self._threads, self._burst, self._cold_s = threads, burst, cold_s
         self._opened = 0
-        self._mean = 0.0
+        self._recent: deque[float] = deque(maxlen=16)
         self.cold = False
         self._read: set[str] = set()  # folders (absolute path + "/") read in the last burst
 
-    def listing(self, abs_dir: str, upcoming: Callable[[], list[str]]) -> list[str]:
-        """`_listing(abs_dir)`. `upcoming()`: the folders the walk reaches after this one's
-        subtree (absolute paths + "/"), for a burst to start from."""
+    def listing(
+        self, abs_dir: str, upcoming: Callable[[], list[str]], special: set[str] | None = None
+    ) -> list[str]:
+        """`_listing(abs_dir, special=special)`. `upcoming()`: the folders the walk reaches after
+        this one's subtree (absolute paths + "/"), for a burst to start from."""
         if not self.cold:
-            return _listing(abs_dir, self._opening)
+            return _listing(abs_dir, self._opening, special)
         key = abs_dir + "/"
         if key not in self._read:
             self._read_ahead([key, *upcoming()])
-        return _listing(abs_dir)
+        return _listing(abs_dir, None, special)
 
     def _opening(self, seconds: float) -> None:
-        """How long opening a folder took (its first directory read)."""
+        """How long opening a folder took (its first directory read). The median of the last 16
+        decides: a process that was merely preempted now and then does not look like a cold disk
+        (cached folders open in ~4 µs here, folders read from the disk in 70-120 µs)."""
+        recent = self._recent
+        recent.append(seconds)
         self._opened += 1
-        self._mean += (seconds - self._mean) / min(self._opened, 16)
-        if self._opened >= 8 and self._mean > self._cold_s:
+        if self._opened % 8 == 0 and sorted(recent)[len(recent) // 2] > self._cold_s:
             self.cold = True
 
     def _read_ahead(self, start: list[str]) -> None:
@@ -154,39 +169,48 @@ def walk_items(
     source: str | os.PathLike[str],
     *,
     exclude: Callable[[str], bool] | None = None,
-) -> Iterator[tuple[str, int, int, str | None]]:
+    stat_files: bool = True,
+) -> Iterator[tuple[str, int | None, int | None, str | None]]:
     """`walk` with each file as a plain tuple (path, size, mtime_ns, error): what the index uses
-    (a frozen dataclass costs ~1 µs a file to build, and more to send to a worker process)."""
-    yield from _walk_items(Path(source), exclude, _ReadAhead())
+    (a frozen dataclass costs ~1 µs a file to build, and more to send to a worker process).
+
+    stat_files=False: plain regular files (as the folder listing tells) are not stat'ed and come
+    with size and mtime_ns None, for a reader that opens them anyway (`read_header(with_stat=True)`
+    takes both from the open file): one system call less per file. Links and other special
+    entries are still stat'ed (a FIFO must not be opened, a dangling link is reported).
+    """
+    yield from _walk_items(Path(source), exclude, _ReadAhead(), stat_files)
 
 
 def _walk_items(
-    root: Path, exclude: Callable[[str], bool] | None, lister: _ReadAhead
-) -> Iterator[tuple[str, int, int, str | None]]:
+    root: Path, exclude: Callable[[str], bool] | None, lister: _ReadAhead, stat_files: bool = True
+) -> Iterator[tuple[str, int | None, int | None, str | None]]:
     st = root.stat()
     seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+    special: set[str] | None = None if stat_files else set()  # names that need a stat
     try:
-        keys = lister.listing(str(root), list)
+        keys = lister.listing(str(root), list, special)
     except OSError:
         return  # the root itself was checked by the caller
     root_prefix = os.path.join(str(root), "")
     # A depth-first walk without recursion: one (absolute prefix, relative prefix, names left,
-    # all names) per open folder level; an inner folder is pushed and walked before its later siblings.
-    stack = [(root_prefix, "", iter(keys), keys)]
+    # all names, names to stat or None for all) per open folder level; an inner folder is pushed
+    # and walked before its later siblings.
+    stack = [(root_prefix, "", iter(keys), keys, special)]
     stat, is_regular = os.stat, S_ISREG
 
     def upcoming(key: str) -> list[str]:
         """The folders after `key` (a folder in the top level) in walk order, level by level."""
         found: list[str] = []
         for level in range(len(stack) - 1, -1, -1):
-            prefix, _, _, names = stack[level]
+            prefix, _, _, names, _ = stack[level]
             found.extend(prefix + k for k in islice(names, bisect_right(names, key), None) if k[-1] == "/")
             if level:
                 key = prefix[len(stack[level - 1][0]):]  # this level's folder, in its parent
         return found
 
     while stack:
-        abs_prefix, rel_dir, names, _ = stack[-1]
+        abs_prefix, rel_dir, names, _, special = stack[-1]
         for key in names:
             if key[-1] == "/":
                 name = key[:-1]
@@ -199,18 +223,22 @@ def _walk_items(
                 if ident in seen:
                     continue  # a link back to a folder already walked
                 seen.add(ident)
+                sub_special: set[str] | None = None if stat_files else set()
                 try:
-                    sub = lister.listing(abs_path, lambda: upcoming(key))
+                    sub = lister.listing(abs_path, lambda: upcoming(key), sub_special)
                 except OSError as exc:
                     safe, _ = _safe_name(rel_dir + name)
                     yield safe, 0, 0, f"cannot list folder: {exc.strerror or exc}"
                     continue
-                stack.append((abs_path + "/", rel_dir + key, iter(sub), sub))
+                stack.append((abs_path + "/", rel_dir + key, iter(sub), sub, sub_special))
                 break
             rel = rel_dir + key
             if exclude is not None and exclude(rel):
                 continue
             safe, name_error = (rel, None) if rel.isascii() else _safe_name(rel)
+            if special is not None and name_error is None and key not in special:
+                yield safe, None, None, name_error  # a plain regular file: its reader stats it
+                continue
             abs_path = abs_prefix + key
             try:
                 st = stat(abs_path)
