@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
+from modan_dicom.ingest import header as header_mod
+from modan_dicom.ingest import index as index_mod
 from modan_dicom.ingest.executor import ChunkRunner, WorkerFailed
 from modan_dicom.ingest.header import read_header, tail_is_whole
 from modan_dicom.ingest.index import FileIndexer, _Settings
@@ -28,7 +31,21 @@ def _big_encapsulated(path: Path, fragment_bytes: int = 20_000, frames: int = 1)
     return write_dicom(path, ds, transfer_syntax=JPEG2000Lossless)
 
 
-def test_deferred_tail_gives_the_same_header_and_is_checked_later(tmp_path: Path) -> None:
+@pytest.fixture
+def tails_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a cold disk: every read past the first window would wait for the disk."""
+    monkeypatch.setattr(header_mod, "_read_cached", lambda fd, offset, n: None)
+
+
+def test_a_cached_tail_is_checked_at_once(tmp_path: Path) -> None:
+    whole = _big_encapsulated(tmp_path / "whole")
+    assert "tail" not in read_header(whole, defer_tail=True)  # just written: in the page cache
+    cut = tmp_path / "cut"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    assert read_header(cut, defer_tail=True)["kind"] == "error"
+
+
+def test_deferred_tail_gives_the_same_header_and_is_checked_later(tmp_path: Path, tails_not_cached: None) -> None:
     whole = _big_encapsulated(tmp_path / "whole")
     direct = read_header(whole)
     deferred = read_header(whole, defer_tail=True)
@@ -49,7 +66,11 @@ def _settings(root: Path) -> _Settings:
     return _Settings(str(root), "radimagenet", b"salt" * 8, False, "dicom", "")
 
 
-def test_a_cold_chunk_gives_the_rows_of_a_warm_one(tmp_path: Path) -> None:
+def _rows(root: Path) -> tuple[Any, Any]:
+    return FileIndexer(_settings(root)).batch(list(walk_items(root)))
+
+
+def test_a_cold_chunk_gives_the_rows_of_a_warm_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "src"
     for i in range(3):
         _big_encapsulated(root / f"whole{i}", fragment_bytes=12_000 + 5_000 * i)
@@ -60,10 +81,14 @@ def test_a_cold_chunk_gives_the_rows_of_a_warm_one(tmp_path: Path) -> None:
     (root / "padded").write_bytes(data + bytes(8))  # bytes after the delimiter: read in full
     write_dicom(root / "native", rows=64, columns=64)
     (root / "junk").write_bytes(b"not dicom at all" * 100)
-    items = list(walk_items(root))
-    warm_batch, warm_counts = FileIndexer(_settings(root)).batch(items, cold=False)
-    cold_batch, cold_counts = FileIndexer(_settings(root)).batch(items, cold=True)
+    warm_batch, warm_counts = _rows(root)
+    deferred: list[str] = []
+    check = index_mod.tail_is_whole
+    monkeypatch.setattr(header_mod, "_read_cached", lambda fd, offset, n: None)
+    monkeypatch.setattr(index_mod, "tail_is_whole", lambda path, tail: (deferred.append(path), check(path, tail))[1])
+    cold_batch, cold_counts = _rows(root)
     assert cold_batch.equals(warm_batch) and cold_counts == warm_counts
+    assert len(deferred) == 7  # the encapsulated files whose end lies past the first window
     status = dict(zip(warm_batch.column("path").to_pylist(), warm_batch.column("status").to_pylist()))
     assert status["cut-in-fragment"] == status["cut-before-delimiter"] == "error"
     assert status["whole0"] == status["frames"] == status["padded"] == "ok"
@@ -115,12 +140,12 @@ def test_a_burst_reads_the_next_folders_in_walk_order(tmp_path: Path) -> None:
 
 
 def test_cold_disk_is_recognised_by_slow_folder_opening() -> None:
-    lister = _ReadAhead(cold_s=40e-6)
-    for _ in range(20):
-        lister._opening(5e-6)
+    lister = _ReadAhead(cold_s=30e-6)
+    for k in range(64):
+        lister._opening(5e-3 if k % 4 == 0 else 4e-6)  # preempted now and then: still warm
     assert not lister.cold
-    for _ in range(20):
-        lister._opening(500e-6)
+    for _ in range(16):
+        lister._opening(90e-6)
     assert lister.cold
 
 
@@ -142,7 +167,7 @@ class _Doubler:
     def prefetch(self, items: list[int]) -> bool:
         return False
 
-    def batch(self, items: list[int], cold: bool | None = None) -> tuple[int, list[int]]:
+    def batch(self, items: list[int], prefetch: bool = True) -> tuple[int, list[int]]:
         if os.getpid() != _Doubler.main_pid:
             if self.fail_on is not None and items[0] >= self.fail_on:
                 raise ValueError(f"cannot read {items[0]}")
@@ -181,3 +206,62 @@ def test_a_worker_that_dies_is_reported() -> None:
         with ChunkRunner(lambda: _Doubler(die_on=3), 2) as runner:
             for _ in runner.map(iter(chunks)):
                 pass
+
+
+# ---- the read-ahead helper process --------------------------------------------------------------
+
+
+class _Shared:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def test_read_ahead_asks_for_files_in_walk_order_and_keeps_its_lead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from modan_dicom.ingest import readahead
+
+    _deep_tree(tmp_path)
+    order = [p for p, *_ in walk_items(tmp_path)]
+    asked: list[int] = []
+    monkeypatch.setattr(readahead, "_ADVISE", lambda fd, offset, n, advice: asked.append(os.fstat(fd).st_ino))
+    done, stop = _Shared(0), _Shared(0)
+    helper = threading.Thread(target=readahead._run, args=(str(tmp_path), None, done, stop, 5, 8192))
+    helper.start()
+    deadline = time.monotonic() + 5
+    while len(asked) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert len(asked) == 5  # no further than its lead ahead of the index
+    done.value = 20
+    while len(asked) < 25 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert len(asked) == 25
+    stop.value = 1
+    helper.join(timeout=5)
+    assert not helper.is_alive()
+    assert asked == [os.stat(tmp_path / p).st_ino for p in order[:25]]
+
+
+def test_index_with_the_read_ahead_helper_equals_without(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modan_dicom.ingest import build_index, readahead
+
+    root = tmp_path / "src"
+    for i in range(3):
+        _big_encapsulated(root / f"s{i}" / f"whole{i}")
+        write_dicom(root / f"s{i}" / "native", rows=32, columns=32)
+    plain = build_index(root, None, salt="s", batch_size=2)
+    started: list[bool] = []
+    start = readahead.ReadAhead.start.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(readahead.ReadAhead, "start", classmethod(
+        lambda cls, root, exclude=None, **kw: started.append(True) or start(cls, root, exclude, force=True, **kw)))
+    helped = build_index(root, None, salt="s", batch_size=2)
+    assert started and helped.equals(plain)
+
+
+def test_a_freshly_written_tree_is_not_cold(tmp_path: Path) -> None:
+    from modan_dicom.ingest.readahead import disk_is_cold
+
+    _deep_tree(tmp_path)
+    assert not disk_is_cold(str(tmp_path))

@@ -2,9 +2,9 @@
 
 `ChunkRunner(make_reader, workers)` takes the chunks of a walk (lists of files to read, with
 whatever the caller attaches) and yields each chunk's result in the walk's order, with bounded
-memory. A reader is what `make_reader()` returns: an object with `batch(items, cold=None)` (read
-the files; `cold` says whether `prefetch(items)` found them on a cold disk), `prefetch(items)`
-and `warm_up()`.
+memory. A reader is what `make_reader()` returns: an object with `batch(items, prefetch=True)` (read
+the files; prefetch=False when `prefetch(items)` was called ahead), `prefetch(items)` and
+`warm_up()`.
 
 - workers=1: everything here, one chunk ahead: the next chunk's files are asked of a cold disk
   (`prefetch`) before this one is read.
@@ -35,7 +35,7 @@ QUEUED = 2  # chunks waiting per worker, at most
 
 
 class Reader(Protocol):
-    def batch(self, items: Any, cold: bool | None = None) -> Any: ...
+    def batch(self, items: Any, prefetch: bool = True) -> Any: ...
     def prefetch(self, items: Any) -> bool: ...
     def warm_up(self) -> None: ...
 
@@ -125,12 +125,13 @@ class ChunkRunner:
     def _map_here(self, chunks: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, int]]:
         local, ahead = self.local, None
         for tag, items in chunks:
-            cold = local.prefetch(items) if items else False
+            if items:
+                local.prefetch(items)
             if ahead is not None:
-                yield ahead[0], (local.batch(ahead[1], ahead[2]) if ahead[1] else None), len(ahead[1])
-            ahead = (tag, items, cold)
+                yield ahead[0], (local.batch(ahead[1], prefetch=False) if ahead[1] else None), len(ahead[1])
+            ahead = (tag, items)
         if ahead is not None:
-            yield ahead[0], (local.batch(ahead[1], ahead[2]) if ahead[1] else None), len(ahead[1])
+            yield ahead[0], (local.batch(ahead[1], prefetch=False) if ahead[1] else None), len(ahead[1])
 
     def _map_shared(self, chunks: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, int]]:
         conns, waiting = self._conns, self._waiting

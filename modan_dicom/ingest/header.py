@@ -509,11 +509,15 @@ class _Walker:
             end = _SEQ_END_LE if self.little else _SEQ_END_BE
             rel = src.size - 8 - src.base
             if self.defer and (rel < 0 or rel + 8 > len(src.buf)) and src.fd is not None:
-                # On a cold disk this read would wait for the disk: ask for the bytes now and let
-                # the caller check them after the other files of its chunk (`tail_is_whole`).
-                _advise(src.fd, src.size - 8, 8)
-                self.tail = (src.size - 8, end)
-                return
+                cached = _read_cached(src.fd, src.size - 8, 8)
+                if cached is None:
+                    # This read would wait for the disk: ask for the bytes now and let the caller
+                    # check them after the other files of its chunk (`tail_is_whole`).
+                    _advise(src.fd, src.size - 8, 8)
+                    self.tail = (src.size - 8, end)
+                    return
+                if cached == end:
+                    return
             buf, p = src.at(src.size - 8, 8)
             if buf[p:p + 8] == end:
                 return
@@ -617,11 +621,12 @@ def read_header(
     Never raises for a bad file: unreadable, truncated or malformed files come back with
     kind "error" and a one-line reason; files that are not DICOM with kind "not_dicom".
 
-    defer_tail: for a cold disk. The last 8 bytes of a file with encapsulated pixel data (the
-    Sequence Delimitation Item that shows it is whole) usually lie outside the first window: a
-    read there waits for the disk. With defer_tail they are only requested (POSIX_FADV_WILLNEED)
-    and the dict gets `tail` = (offset, expected bytes); the caller checks it later with
-    `tail_is_whole(path, tail)`, and reads the file again without defer_tail when that is False.
+    defer_tail: for a disk that may be cold. The last 8 bytes of a file with encapsulated pixel
+    data (the Sequence Delimitation Item that shows it is whole) usually lie outside the first
+    window. With defer_tail, when they are not in the page cache (a read there would wait for
+    the disk), they are only requested (POSIX_FADV_WILLNEED) and the dict gets `tail` =
+    (offset, expected bytes); the caller checks it later with `tail_is_whole(path, tail)`, and
+    reads the file again without defer_tail when that is False.
 
     with_stat: the dict also gets the file's `size` (bytes) and `mtime_ns`, from the open file
     (a walk that did not stat the file needs them; 0 when the file cannot be looked at).
@@ -682,6 +687,22 @@ def tail_is_whole(path: str | os.PathLike[str], tail: tuple[int, bytes]) -> bool
 
 
 _ADVISE = getattr(os, "posix_fadvise", None)
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
+
+def _read_cached(fd: int, offset: int, n: int) -> bytes | None:
+    """The file's `n` bytes at `offset` if the page cache holds them (or where that cannot be
+    asked: read them); None when reading them would wait for the disk."""
+    if _NOWAIT is None:
+        return os.pread(fd, n, offset)
+    buf = bytearray(n)
+    try:
+        got = os.preadv(fd, [buf], offset, _NOWAIT)
+    except BlockingIOError:
+        return None
+    except OSError:  # RWF_NOWAIT not supported here
+        return os.pread(fd, n, offset)
+    return bytes(buf[:got])
 
 
 def _advise(fd: int, offset: int, length: int) -> None:

@@ -42,6 +42,7 @@ from ..errors import ConfigError, OutputError, SourceError
 from . import radimagenet
 from .executor import ChunkRunner
 from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
+from .readahead import ReadAhead
 from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from .schema import (
     COLUMNS,
@@ -190,7 +191,7 @@ class FileIndexer:
         # (label values, image flag) -> (status, modality, anatomy, modality_source, anatomy_source, multi_hot)
         self._labels: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._folders: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self._defer = False  # True while a chunk comes from a cold disk (see `batch`)
+        self._defer = False  # True while `batch` reads: file ends not in the page cache are checked last
         self._deferred: dict[str, tuple[int, bytes]] = {}  # absolute path -> `tail` to check
 
     def labels(self, header: dict[str, Any]) -> Any:
@@ -288,17 +289,17 @@ class FileIndexer:
         return prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
 
     def batch(
-        self, items: Sequence[Item], cold: bool | None = None
+        self, items: Sequence[Item], prefetch: bool = True
     ) -> tuple[pa.RecordBatch, Counter[tuple[Any, ...]]]:
         """The rows of `items` as one record batch (index schema), and their summary counts
-        (`_add_to_summary`). cold: what `prefetch(items)` returned, when the caller asked
-        ahead (None: it is asked now)."""
-        if cold is None:
-            cold = self.prefetch(items)
+        (`_add_to_summary`). prefetch=False: the caller has called `prefetch(items)` already
+        (ahead of time)."""
+        if prefetch:
+            self.prefetch(items)
         values = self.values
         collect = gc.isenabled()
         gc.disable()  # rows and headers hold no reference cycles: collections would only cost time
-        self._defer = cold  # the ends of compressed files are checked after the chunk, not one by one
+        self._defer = True  # the ends of compressed files not in the page cache: checked after the chunk
         try:
             rows = [values(item) for item in items]
             if self._deferred:
@@ -575,13 +576,14 @@ def run_index(
 
     def consume(write: Callable[[pa.Table], None] | None, previous: _Previous | None) -> None:
         executor = ChunkRunner(partial(FileIndexer, settings), workers, local=FileIndexer(settings, vocab))
+        ahead = ReadAhead.start(str(root), exclude)  # a helper process, on a cold disk only
         try:
             if progress is not None:
                 progress(0, total)
             # a fresh DICOM run lets the header reader stat each file it opens anyway; an
             # incremental run compares sizes and times in the walk, RadImageNet rows need no open
             stat_files = previous is not None or layout_name == "radimagenet"
-            entries = walk_items(root, exclude=exclude, stat_files=stat_files)
+            entries = walk_items(root, exclude=exclude, stat_files=stat_files, read_ahead=ahead is None)
             chunks = _plan_chunks(entries, previous, batch_size)
             for segments, fresh, n_read in executor.map(chunks):
                 batch, fresh_counts = fresh if fresh is not None else (None, None)
@@ -594,9 +596,13 @@ def run_index(
                 counts["files"] += table.num_rows
                 counts["read"] += n_read
                 counts["reused"] += table.num_rows - n_read
+                if ahead is not None:
+                    ahead.advance(counts["files"])
                 if progress is not None:
                     progress(counts["files"], total)
         finally:
+            if ahead is not None:
+                ahead.close()
             executor.close()
 
     if out_path is None:

@@ -170,6 +170,7 @@ def walk_items(
     *,
     exclude: Callable[[str], bool] | None = None,
     stat_files: bool = True,
+    read_ahead: bool = True,
 ) -> Iterator[tuple[str, int | None, int | None, str | None]]:
     """`walk` with each file as a plain tuple (path, size, mtime_ns, error): what the index uses
     (a frozen dataclass costs ~1 µs a file to build, and more to send to a worker process).
@@ -178,8 +179,12 @@ def walk_items(
     with size and mtime_ns None, for a reader that opens them anyway (`read_header(with_stat=True)`
     takes both from the open file): one system call less per file. Links and other special
     entries are still stat'ed (a FIFO must not be opened, a dangling link is reported).
+    read_ahead=False: never read folders ahead (another process does).
     """
-    yield from _walk_items(Path(source), exclude, _ReadAhead(), stat_files)
+    lister = _ReadAhead()
+    if not read_ahead:
+        lister._cold_s = float("inf")
+    yield from _walk_items(Path(source), exclude, lister, stat_files)
 
 
 def _walk_items(
