@@ -209,8 +209,8 @@ def memory(args: argparse.Namespace) -> None:
             report = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"workers={w}: {report['files']} files in {report['seconds']:.0f} s "
                   f"({report['files'] / report['seconds']:.0f} files/s); peak RSS main {report['self_mb']:.0f} MB, "
-                  f"largest worker {report['children_mb']:.0f} MB, total bound "
-                  f"{report['self_mb'] + w * report['children_mb'] if w > 1 else report['self_mb']:.0f} MB; "
+                  f"largest worker process {report['children_mb']:.0f} MB, total bound (this process reads "
+                  f"too, {w - 1} worker processes) {report['self_mb'] + (w - 1) * report['children_mb']:.0f} MB; "
                   f"index {report['index_mb']:.2f} MB", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

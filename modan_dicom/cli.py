@@ -139,11 +139,12 @@ def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compil
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, disable=not main_rank,
     ) as bar:
-        decoding = bar.add_task("decode", total=None, info="")
+        # shown once decoding starts: a bad index or config fails before, with no bar on the screen
+        decoding = bar.add_task("decode", total=None, info="", visible=False)
         training = bar.add_task("epoch", total=config.epochs, info="", visible=False)
 
         def on_bank(done: int, total: int | None) -> None:
-            bar.update(decoding, completed=done, total=total)
+            bar.update(decoding, completed=done, total=total, visible=True)
 
         def on_epoch(stats: Any) -> None:
             bar.update(training, completed=stats.epoch, visible=True,
@@ -175,7 +176,7 @@ def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index file to write (Parquet).")
 @click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) for multi_hot.")
-@click.option("--workers", type=int, default=None, help="Reading processes (folders; default 1) or concurrent queries (archives; default 4).")
+@click.option("--workers", type=int, default=None, help="Reading processes, this one included (folders; default 1) or concurrent queries (archives; default 4).")
 @click.option("--salt", default=None, help="Pseudonym key (default: $MODAN_SALT, else .modan-salt beside the index).")
 @click.option("--keep-uids", is_flag=True, help="Keep Study/Series/SOP Instance UIDs as they are (Patient ID stays pseudonymised).")
 @click.option("--layout", type=click.Choice(["auto", "dicom", "radimagenet"]), default="auto", show_default=True)

@@ -12,10 +12,11 @@ the files; prefetch=False when `prefetch(items)` was called ahead), `prefetch(it
   processes, as many cores: a pool of N beside a main process that walks and writes would have
   them compete for the cores with it. Each worker is connected by one pipe: chunks go one way,
   results (Arrow record batches, pickled as Arrow buffers) the other. Up to two chunks wait per
-  worker; whenever the workers have enough, this process reads the next chunk itself. There are
-  no helper threads, so nothing takes the interpreter from this process's own reading. Workers
-  are forked on Linux after `warm_up()`: they start in milliseconds with the modules, the
-  vocabulary and its compiled matcher inherited.
+  worker; results are taken as soon as they are ready, and whenever the workers have enough, this
+  process reads the next chunk itself. This process has no helper threads, so nothing takes the
+  interpreter from its own reading (a worker sends its results from a second thread). Workers are
+  forked on Linux after `warm_up()`: they start in milliseconds with the modules, the vocabulary
+  and its compiled matcher inherited.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def _work(make_reader: Callable[[], Reader], conn: Connection) -> None:
     sender = threading.Thread(target=send, name="modan-index-send", daemon=True)
     sender.start()
     try:
-        reader = make_reader()
+        reader: Reader | None = None
         while (items := conn.recv()) is not None:
             try:
+                if reader is None:
+                    reader = make_reader()  # here, so that its failure reaches the main process too
                 results.put(reader.batch(items))
             except Exception as exc:  # noqa: BLE001 - the main process re-raises it
                 results.put(WorkerFailed(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))

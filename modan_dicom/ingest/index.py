@@ -3,12 +3,14 @@
 The walk (`walk.py`) yields files in path order. Each file becomes a row: the RadImageNet layout
 gives its labels from the folders (`radimagenet.py`); otherwise its header is read
 (`header.py`), its labels resolved by the vocabulary (`labels.py`) and its identifiers replaced by
-keyed pseudonyms (`pseudonym.py`). Files are handed to `workers` processes in chunks of
-`batch_size`, at most a few chunks in flight, and the rows come back as Arrow record batches that
-are written, in walk order, straight into the new Parquet file (`schema.py`): memory stays bounded
-whatever the number of files. Rows are built as tuples and turned into Arrow column by column;
-what repeats along a series (labels, pseudonyms) is computed once. On a cold disk the first
-kilobytes of a chunk's files are requested from the kernel all at once (`prefetch_headers`).
+keyed pseudonyms (`pseudonym.py`). Files go in chunks of `batch_size` to `ChunkRunner`
+(`executor.py`), which reads them here and, with `workers` > 1, in worker processes too; the
+rows come back as Arrow record batches that are written, in walk order, straight into the new
+Parquet file (`schema.py`): memory stays bounded whatever the number of files. Rows are built
+as tuples and turned into Arrow column by column; what repeats along a series (labels,
+pseudonyms) is computed once. On a cold disk a helper process reads ahead (`readahead.py`), the
+first kilobytes of each chunk's files are asked of the kernel a chunk ahead (`prefetch_headers`)
+and the ends of compressed files not yet in the page cache are checked after their chunk.
 
 Incremental runs: when `output` already holds an index built with the same settings (profile,
 vocabulary, salt, layout, keep_uids, source, modan-dicom version), it is read alongside the walk
@@ -650,7 +652,7 @@ def build_index(
     source: a folder (a PACS export, a RadImageNet tree, anything). output: the Parquet file to
     write (incremental when it already holds an index of the same settings); None keeps the index
     in memory only. profile: the vocabulary profile for `multi_hot` ("radimagenet", "full", or a
-    path). workers: reading processes. salt: the pseudonym key (else $MODAN_SALT, else
+    path). workers: reading processes, this one included. salt: the pseudonym key (else $MODAN_SALT, else
     `.modan-salt` beside the output, created once). keep_uids: keep Study/Series/SOP Instance
     UIDs unpseudonymised. layout: "auto", "dicom" or "radimagenet". batch_size: files per chunk
     handed to a worker (default 2048 with one worker, 512 with several). progress(done, total):

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .header import HEADER_WINDOW
-from .walk import _listing, walk_items
+from .walk import COLD_OPENING_S, _listing, walk_items
 
 _ADVISE = getattr(os, "posix_fadvise", None)
-COLD_OPENING_S = 30e-6  # cached folders open in ~4 µs here, folders read from the disk in 70-120 µs
 
 
 def disk_is_cold(root: str, folders: int = 16, cold_s: float = COLD_OPENING_S) -> bool:
