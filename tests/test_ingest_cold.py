@@ -139,13 +139,14 @@ def test_a_burst_reads_the_next_folders_in_walk_order(tmp_path: Path) -> None:
     assert set().union(*reads) == folders
 
 
-def test_cold_disk_is_recognised_by_slow_folder_opening() -> None:
+def test_cold_disk_is_recognised_by_slow_folder_listings() -> None:
     lister = _ReadAhead(cold_s=30e-6)
     for k in range(64):
-        lister._opening(5e-3 if k % 4 == 0 else 4e-6)  # preempted now and then: still warm
+        lister._listed(5e-3 if k % 4 == 0 else 4e-6, 3)  # preempted now and then: still warm
+        lister._listed(600e-6, 1000)  # a big folder takes long from the cache too
     assert not lister.cold
     for _ in range(16):
-        lister._opening(90e-6)
+        lister._listed(90e-6, 3)
     assert lister.cold
 
 
@@ -263,5 +264,11 @@ def test_index_with_the_read_ahead_helper_equals_without(tmp_path: Path, monkeyp
 def test_a_freshly_written_tree_is_not_cold(tmp_path: Path) -> None:
     from modan_dicom.ingest.readahead import disk_is_cold
 
-    _deep_tree(tmp_path)
-    assert not disk_is_cold(str(tmp_path))
+    _deep_tree(tmp_path / "deep")
+    assert not disk_is_cold(str(tmp_path / "deep"))
+    for k in range(16):  # big folders: their listings take long from the cache too
+        folder = tmp_path / "flat" / f"series{k:02d}"
+        folder.mkdir(parents=True)
+        for i in range(500):
+            (folder / f"IM{i:04d}").touch()
+    assert not disk_is_cold(str(tmp_path / "flat"))

@@ -21,20 +21,20 @@ from collections.abc import Callable
 from typing import Any
 
 from .header import HEADER_WINDOW
-from .walk import COLD_OPENING_S, _listing, walk_items
+from .walk import COLD_OPENING_S, _listing, listing_wait, walk_items
 
 _ADVISE = getattr(os, "posix_fadvise", None)
 
 
 def disk_is_cold(root: str, folders: int = 16, cold_s: float = COLD_OPENING_S) -> bool:
-    """Whether the first `folders` folders of `root` (depth first) take longer than `cold_s`
-    to open (median): they are read from the disk, not the kernel's cache."""
+    """Whether listing the first `folders` folders of `root` (depth first) waits longer than
+    `cold_s` (median `listing_wait`): they are read from the disk, not the kernel's cache."""
     times: list[float] = []
     stack = [root]
     while stack and len(times) < folders:
         folder = stack.pop()
         try:
-            keys = _listing(folder, times.append)
+            keys = _listing(folder, lambda seconds, names: times.append(listing_wait(seconds, names)))
         except OSError:
             continue
         stack.extend(os.path.join(folder, k[:-1]) for k in reversed(keys) if k[-1] == "/")
