@@ -12,8 +12,8 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
-from modan_dicom.ingest import header as header_mod
 from modan_dicom.ingest import index as index_mod
+from modan_dicom.ingest import pagecache
 from modan_dicom.ingest.executor import ChunkRunner, WorkerFailed
 from modan_dicom.ingest.header import read_header, tail_is_whole
 from modan_dicom.ingest.index import FileIndexer, _Settings
@@ -34,7 +34,7 @@ def _big_encapsulated(path: Path, fragment_bytes: int = 20_000, frames: int = 1)
 @pytest.fixture
 def tails_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a cold disk: every read past the first window would wait for the disk."""
-    monkeypatch.setattr(header_mod, "_read_cached", lambda fd, offset, n: None)
+    monkeypatch.setattr(pagecache, "read_cached", lambda fd, offset, n: None)
 
 
 def test_a_cached_tail_is_checked_at_once(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_a_cold_chunk_gives_the_rows_of_a_warm_one(tmp_path: Path, monkeypatch: 
     warm_batch, warm_counts = _rows(root)
     deferred: list[str] = []
     check = index_mod.tail_is_whole
-    monkeypatch.setattr(header_mod, "_read_cached", lambda fd, offset, n: None)
+    monkeypatch.setattr(pagecache, "read_cached", lambda fd, offset, n: None)
     monkeypatch.setattr(index_mod, "tail_is_whole", lambda path, tail: (deferred.append(path), check(path, tail))[1])
     cold_batch, cold_counts = _rows(root)
     assert cold_batch.equals(warm_batch) and cold_counts == warm_counts
@@ -225,7 +225,7 @@ def test_read_ahead_asks_for_files_in_walk_order_and_keeps_its_lead(tmp_path: Pa
     _deep_tree(tmp_path)
     order = [p for p, *_ in walk_items(tmp_path)]
     asked: list[int] = []
-    monkeypatch.setattr(readahead, "_ADVISE", lambda fd, offset, n, advice: asked.append(os.fstat(fd).st_ino))
+    monkeypatch.setattr(pagecache, "advise", lambda fd, offset, n: asked.append(os.fstat(fd).st_ino))
     done, stop = _Shared(0), _Shared(0)
     helper = threading.Thread(target=readahead._run, args=(str(tmp_path), None, done, stop, 5, 8192))
     helper.start()

@@ -44,6 +44,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_has_tag, tag_for_keyword
 
+from . import pagecache
 from .sopclass import is_non_image_sop_class
 
 # ---- what we read -------------------------------------------------------------------------------
@@ -509,11 +510,11 @@ class _Walker:
             end = _SEQ_END_LE if self.little else _SEQ_END_BE
             rel = src.size - 8 - src.base
             if self.defer and (rel < 0 or rel + 8 > len(src.buf)) and src.fd is not None:
-                cached = _read_cached(src.fd, src.size - 8, 8)
+                cached = pagecache.read_cached(src.fd, src.size - 8, 8)
                 if cached is None:
                     # This read would wait for the disk: ask for the bytes now and let the caller
                     # check them after the other files of its chunk (`tail_is_whole`).
-                    _advise(src.fd, src.size - 8, 8)
+                    pagecache.advise(src.fd, src.size - 8, 8)
                     self.tail = (src.size - 8, end)
                     return
                 if cached == end:
@@ -684,34 +685,6 @@ def tail_is_whole(path: str | os.PathLike[str], tail: tuple[int, bytes]) -> bool
         return False
     finally:
         os.close(fd)
-
-
-_ADVISE = getattr(os, "posix_fadvise", None)
-_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
-
-
-def _read_cached(fd: int, offset: int, n: int) -> bytes | None:
-    """The file's `n` bytes at `offset` if the page cache holds them (or where that cannot be
-    asked: read them); None when reading them would wait for the disk."""
-    if _NOWAIT is None:
-        return os.pread(fd, n, offset)
-    buf = bytearray(n)
-    try:
-        got = os.preadv(fd, [buf], offset, _NOWAIT)
-    except BlockingIOError:
-        return None
-    except OSError:  # RWF_NOWAIT not supported here
-        return os.pread(fd, n, offset)
-    return bytes(buf[:got])
-
-
-def _advise(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start reading these bytes (asynchronous; nothing where unsupported)."""
-    if _ADVISE is not None:
-        try:
-            _ADVISE(fd, offset, length, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
 
 
 # ---- the reference reader (pydicom) -------------------------------------------------------------

@@ -9,7 +9,7 @@ rows come back as Arrow record batches that are written, in walk order, straight
 Parquet file (`schema.py`): memory stays bounded whatever the number of files. Rows are built
 as tuples and turned into Arrow column by column; what repeats along a series (labels,
 pseudonyms) is computed once. On a cold disk a helper process reads ahead (`readahead.py`), the
-first kilobytes of each chunk's files are asked of the kernel a chunk ahead (`prefetch_headers`)
+first kilobytes of each chunk's files are asked of the kernel a chunk ahead (`pagecache.py`)
 and the ends of compressed files not yet in the page cache are checked after their chunk.
 
 Incremental runs: when `output` already holds an index built with the same settings (profile,
@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import ConfigError, OutputError, SourceError
-from . import radimagenet
+from . import pagecache, radimagenet
 from .executor import ChunkRunner
 from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
-from .readahead import ReadAhead
 from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
+from .readahead import ReadAhead
 from .schema import (
     COLUMNS,
     RAW_INT_COLUMNS,
@@ -79,55 +79,6 @@ _NO_VALUES = (None,) * (len(COLUMNS) - 5)
 # the columns the closing summary reads, and how to pick them from a row tuple
 _SUMMARY_FIELDS = ("status", "modality", "anatomy", *MODALITY_FIELDS, *ANATOMY_FIELDS)
 _SUMMARY_VALUES = itemgetter(*(COLUMNS.index(name) for name in _SUMMARY_FIELDS))
-
-
-# ---- reading ahead on a cold disk ---------------------------------------------------------------
-
-_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux: a read that fails rather than wait for the disk
-_ADVISE = getattr(os, "posix_fadvise", None)
-
-
-def _cached(path: str) -> bool | None:
-    """Whether the first bytes of `path` are in the page cache (None: cannot tell, or no file)."""
-    if _NOWAIT is None:
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        os.preadv(fd, [bytearray(1)], 0, _NOWAIT)
-        return True
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def prefetch_headers(paths: Sequence[str], nbytes: int = HEADER_WINDOW) -> bool:
-    """Ask the kernel to start reading the first `nbytes` of every file in `paths` at once
-    (POSIX_FADV_WILLNEED, asynchronous) when they are not in the page cache (first and last
-    path probed with RWF_NOWAIT): a chunk read from a cold disk then keeps many requests in
-    flight instead of one at a time. Does nothing when the cache is warm or the platform lacks
-    these calls; never raises. Returns whether it asked (the files are on a cold disk)."""
-    if _ADVISE is None or not paths:
-        return False
-    if _cached(paths[0]) is not False and _cached(paths[-1]) is not False:
-        return False  # in the page cache (or cannot tell): the extra calls would only cost time
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block us
-        except OSError:
-            continue
-        try:
-            _ADVISE(fd, 0, nbytes, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    return True
 
 
 # ---- one file -> one row ------------------------------------------------------------------------
@@ -285,10 +236,10 @@ class FileIndexer:
 
     def prefetch(self, items: Sequence[Item]) -> bool:
         """Ask the kernel for the first kilobytes of `items`' files when they are on a cold disk
-        (`prefetch_headers`); returns whether they are."""
+        (`pagecache.prefetch`); returns whether they are."""
         if self._radimagenet:
             return False
-        return prefetch_headers([self._prefix + item[0] for item in items if item[3] is None])
+        return pagecache.prefetch([self._prefix + item[0] for item in items if item[3] is None], HEADER_WINDOW)
 
     def batch(
         self, items: Sequence[Item], prefetch: bool = True

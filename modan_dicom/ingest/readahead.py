@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import pagecache
 from .header import HEADER_WINDOW
 from .walk import COLD_OPENING_S, _listing, listing_wait, walk_items
-
-_ADVISE = getattr(os, "posix_fadvise", None)
 
 
 def disk_is_cold(root: str, folders: int = 16, cold_s: float = COLD_OPENING_S) -> bool:
@@ -55,18 +54,8 @@ def _run(root: str, exclude: Callable[[str], bool] | None, done: Any, stop: Any,
                 time.sleep(0.002)
             if stop.value:
                 return
-            if error is not None:
-                continue
-            try:
-                fd = os.open(prefix + path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: never hang on a FIFO
-            except OSError:
-                continue
-            try:
-                _ADVISE(fd, 0, nbytes, os.POSIX_FADV_WILLNEED)  # type: ignore[misc]
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            if error is None:
+                pagecache.advise_file(prefix + path, nbytes)
     except (OSError, KeyboardInterrupt):
         pass  # a folder vanished, the run was stopped: the index reports what matters
 
@@ -83,7 +72,7 @@ class ReadAhead:
         nbytes: int = HEADER_WINDOW, force: bool = False,
     ) -> ReadAhead | None:
         """Start the helper when `root` is on a cold disk (or `force`); None otherwise."""
-        if _ADVISE is None or not sys.platform.startswith("linux"):
+        if not pagecache.CAN_ADVISE or not sys.platform.startswith("linux"):
             return None
         if not force and not disk_is_cold(root):
             return None
