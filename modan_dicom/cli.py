@@ -135,22 +135,30 @@ def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compil
         label_axes=tuple(a.strip() for a in label_axes.split(",") if a.strip()), **options,
     )
     main_rank = int(__import__("os").environ.get("RANK", "0")) == 0
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, disable=not main_rank,
-    ) as bar:
-        # shown once decoding starts: a bad index or config fails before, with no bar on the screen
-        decoding = bar.add_task("decode", total=None, info="", visible=False)
-        training = bar.add_task("epoch", total=config.epochs, info="", visible=False)
+    )
+    decoding = bar.add_task("decode", total=None, info="")
+    training = bar.add_task("epoch", total=config.epochs, info="", visible=False)
 
-        def on_bank(done: int, total: int | None) -> None:
-            bar.update(decoding, completed=done, total=total, visible=True)
+    def show() -> None:  # on the first news: a bad index or config fails before, with no bar drawn
+        if not bar.live.is_started:
+            bar.start()
 
-        def on_epoch(stats: Any) -> None:
-            bar.update(training, completed=stats.epoch, visible=True,
-                       info=f"loss {stats.loss:.4f}  lr {stats.lr:.4g}  {stats.images_per_s:.0f} img/s")
+    def on_bank(done: int, total: int | None) -> None:
+        show()
+        bar.update(decoding, completed=done, total=total)
 
+    def on_epoch(stats: Any) -> None:
+        show()
+        bar.update(training, completed=stats.epoch, visible=True,
+                   info=f"loss {stats.loss:.4f}  lr {stats.lr:.4g}  {stats.images_per_s:.0f} img/s")
+
+    try:
         encoder = run_pretrain(config, on_epoch=on_epoch, on_bank=on_bank)
+    finally:
+        bar.stop()
     if main_rank:
         console.print(f"encoder written to [bold]{encoder}[/]")
 
