@@ -165,8 +165,8 @@ class _Doubler:
     def warm_up(self) -> None:
         pass
 
-    def prefetch(self, items: list[int]) -> bool:
-        return False
+    def prefetch(self, items: list[int]) -> None:
+        pass
 
     def batch(self, items: list[int], prefetch: bool = True) -> tuple[int, list[int]]:
         if os.getpid() != _Doubler.main_pid:

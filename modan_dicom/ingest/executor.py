@@ -37,7 +37,7 @@ QUEUED = 2  # chunks waiting per worker, at most
 
 class Reader(Protocol):
     def batch(self, items: Any, prefetch: bool = True) -> Any: ...
-    def prefetch(self, items: Any) -> bool: ...
+    def prefetch(self, items: Any) -> None: ...
     def warm_up(self) -> None: ...
 
 
@@ -169,26 +169,22 @@ class ChunkRunner:
                 sent[k].append(entry)
             return None
 
-        def ready() -> Iterator[tuple[Any, Any, int]]:
-            """Hand back the chunks at the head that are done (or must be waited for: too many held)."""
+        def ready(drain: bool = False) -> Iterator[tuple[Any, Any, int]]:
+            """Hand back the chunks at the head that are done; wait for the head when too many are
+            held, or for all of them (`drain`: the walk is over)."""
             while pending:
                 k = pending[0][3]
                 if k is not None:
-                    if len(pending) <= held and not conns[k].poll():
+                    if not drain and len(pending) <= held and not conns[k].poll():
                         return
-                    while pending[0][3] is not None:
-                        receive(k)
+                    receive(k)  # the head is worker k's earliest chunk
                 tag, result, n, _ = pending.popleft()
                 yield tag, result, n
 
         while (chunk := top_up()) is not None:
             pending.append([chunk[0], self.local.batch(chunk[1]), len(chunk[1]), None])
             yield from ready()
-        while pending:
-            if pending[0][3] is not None:
-                receive(pending[0][3])
-            tag, result, n, _ = pending.popleft()
-            yield tag, result, n
+        yield from ready(drain=True)
 
     def _receive(self, k: int) -> Any:
         conn, proc = self._conns[k], self._procs[k]

@@ -144,8 +144,7 @@ class FileIndexer:
         # (label values, image flag) -> (status, modality, anatomy, modality_source, anatomy_source, multi_hot)
         self._labels: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._folders: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self._defer = False  # True while `batch` reads: file ends not in the page cache are checked last
-        self._deferred: dict[str, tuple[int, bytes]] = {}  # absolute path -> `tail` to check
+        self._deferred: dict[str, tuple[int, bytes]] = {}  # absolute path -> `tail` to check (`batch`)
 
     def labels(self, header: dict[str, Any]) -> Any:
         """The `Labels` of a header dict (uncached; `values` caches what it needs)."""
@@ -166,8 +165,9 @@ class FileIndexer:
                                          labels.anatomy_source, labels.multi_hot)
         return found
 
-    def values(self, item: Item) -> tuple[Any, ...]:
-        """One file's row: a tuple of values in index column order."""
+    def values(self, item: Item, defer: bool = False) -> tuple[Any, ...]:
+        """One file's row: a tuple of values in index column order. defer: an encapsulated file's
+        end that is not in the page cache is left for `_check_tails` (`read_header(defer_tail=)`)."""
         path, size, mtime_ns, error = item
         if error is not None:
             return (path, size, mtime_ns, "error", error, *_NO_VALUES)
@@ -178,10 +178,10 @@ class FileIndexer:
                 folder_row = self._folder_row(absolute, folder)
                 if folder_row is not None:
                     return (path, size, mtime_ns, *folder_row)
-        header = read_header(absolute, defer_tail=self._defer, with_stat=size is None)
+        header = read_header(absolute, defer_tail=defer, with_stat=size is None)
         if size is None:  # the walk left the stat to us (`walk_items(stat_files=False)`)
             size, mtime_ns = header["size"], header["mtime_ns"]
-        if self._defer and "tail" in header:
+        if defer and "tail" in header:
             self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
             return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
@@ -221,7 +221,6 @@ class FileIndexer:
         """Check the deferred file ends (`read_header(defer_tail=True)`); read a file whose end is
         not the expected delimiter again, in full (it is truncated, or its fragments say more)."""
         deferred, self._deferred = self._deferred, {}
-        self._defer = False
         prefix = self._prefix
         for i, item in enumerate(items):
             tail = deferred.get(prefix + item[0])
@@ -234,12 +233,11 @@ class FileIndexer:
         self.vocab.match_text("warm up")
         self.batch([])
 
-    def prefetch(self, items: Sequence[Item]) -> bool:
+    def prefetch(self, items: Sequence[Item]) -> None:
         """Ask the kernel for the first kilobytes of `items`' files when they are on a cold disk
-        (`pagecache.prefetch`); returns whether they are."""
-        if self._radimagenet:
-            return False
-        return pagecache.prefetch([self._prefix + item[0] for item in items if item[3] is None], HEADER_WINDOW)
+        (`pagecache.prefetch`)."""
+        if not self._radimagenet:
+            pagecache.prefetch([self._prefix + item[0] for item in items if item[3] is None], HEADER_WINDOW)
 
     def batch(
         self, items: Sequence[Item], prefetch: bool = True
@@ -252,13 +250,12 @@ class FileIndexer:
         values = self.values
         collect = gc.isenabled()
         gc.disable()  # rows and headers hold no reference cycles: collections would only cost time
-        self._defer = True  # the ends of compressed files not in the page cache: checked after the chunk
         try:
-            rows = [values(item) for item in items]
+            # the ends of compressed files not in the page cache are checked after the chunk
+            rows = [values(item, True) for item in items]
             if self._deferred:
                 self._check_tails(items, rows)
         finally:
-            self._defer = False
             self._deferred.clear()
             if collect:
                 gc.enable()
@@ -529,12 +526,14 @@ def run_index(
 
     def consume(write: Callable[[pa.Table], None] | None, previous: _Previous | None) -> None:
         executor = ChunkRunner(partial(FileIndexer, settings), workers, local=FileIndexer(settings, vocab))
-        ahead = ReadAhead.start(str(root), exclude)  # a helper process, on a cold disk only
+        # a helper process, on a cold disk only; not for an incremental run, which reads few files
+        ahead = ReadAhead.start(str(root), exclude) if previous is None else None
         try:
             if progress is not None:
                 progress(0, total)
             # a fresh DICOM run lets the header reader stat each file it opens anyway; an
-            # incremental run compares sizes and times in the walk, RadImageNet rows need no open
+            # incremental run compares sizes and times in the walk, and RadImageNet rows are not
+            # read by the header reader
             stat_files = previous is not None or layout_name == "radimagenet"
             entries = walk_items(root, exclude=exclude, stat_files=stat_files, read_ahead=ahead is None)
             chunks = _plan_chunks(entries, previous, batch_size)

@@ -22,12 +22,12 @@ from typing import Any
 
 from . import pagecache
 from .header import HEADER_WINDOW
-from .walk import COLD_OPENING_S, _listing, listing_wait, walk_items
+from .walk import _listing, listing_wait, waits_say_cold, walk_items
 
 
-def disk_is_cold(root: str, folders: int = 16, cold_s: float = COLD_OPENING_S) -> bool:
-    """Whether listing the first `folders` folders of `root` (depth first) waits longer than
-    `cold_s` (median `listing_wait`): they are read from the disk, not the kernel's cache."""
+def disk_is_cold(root: str, folders: int = 16) -> bool:
+    """Whether listing the first `folders` folders of `root` (depth first) waits for the disk
+    (`waits_say_cold`): they are read from the disk, not the kernel's cache."""
     times: list[float] = []
     stack = [root]
     while stack and len(times) < folders:
@@ -37,7 +37,7 @@ def disk_is_cold(root: str, folders: int = 16, cold_s: float = COLD_OPENING_S) -
         except OSError:
             continue
         stack.extend(os.path.join(folder, k[:-1]) for k in reversed(keys) if k[-1] == "/")
-    return bool(times) and sorted(times)[len(times) // 2] > cold_s
+    return waits_say_cold(times)
 
 
 def _run(root: str, exclude: Callable[[str], bool] | None, done: Any, stop: Any, lead: int, nbytes: int) -> None:

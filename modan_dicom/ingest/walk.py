@@ -9,14 +9,14 @@ a fresh walk with the previous index in one streaming pass.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 import os
-from bisect import bisect_right
-from itertools import islice
 import threading
 import time
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
@@ -81,9 +81,16 @@ def listing_wait(seconds: float, names: int) -> float:
     return seconds - names * 1e-6
 
 
-# Cached folders open (first directory read) in ~4 µs on the project's machine; folders read from
-# its disk in 70-120 µs. A median above this says the disk is cold.
-COLD_OPENING_S = 30e-6
+# On the project's machine a cached folder lists with 2-3 µs of `listing_wait`, a folder read from
+# its cold disk with 55-80 µs (big folders are lost in their names' time: they are read cold as
+# before, one disk read for many files). A median above this says the disk is cold.
+COLD_WAIT_S = 30e-6
+
+
+def waits_say_cold(waits: Sequence[float], cold_s: float = COLD_WAIT_S) -> bool:
+    """Whether the median of these `listing_wait`s is above `cold_s` (the disk is cold): a median,
+    so that a process merely preempted now and then does not look like a cold disk."""
+    return bool(waits) and sorted(waits)[len(waits) // 2] > cold_s
 
 
 class _ReadAhead:
@@ -91,14 +98,14 @@ class _ReadAhead:
 
     On a cold disk each folder listing waits for one or two disk reads, one after another. Once
     listing folders waits longer than `cold_s` (median of the last 16), reaching a folder that
-    was not read ahead starts a burst: `threads` threads list the next `burst` folders in walk order (the
-    nearest first, their subfolders in turn) while the walk waits, so that many reads are in
-    flight at once; the walk's own listings of those folders then come from the kernel's cache.
+    was not read ahead starts a burst: `threads` threads list the next `burst` folders in walk
+    order (the nearest first, their subfolders in turn) while the walk waits, so that many reads
+    are in flight at once; the walk's own listings of those folders then come from the kernel's cache.
     The threads run only during a burst (the walk holds the interpreter the rest of the time)
     and keep nothing but the set of folders read.
     """
 
-    def __init__(self, threads: int = 6, burst: int = 2048, cold_s: float = COLD_OPENING_S) -> None:
+    def __init__(self, threads: int = 6, burst: int = 2048, cold_s: float = COLD_WAIT_S) -> None:
         self._threads, self._burst, self._cold_s = threads, burst, cold_s
         self._opened = 0
         self._recent: deque[float] = deque(maxlen=16)
@@ -118,12 +125,10 @@ class _ReadAhead:
         return _listing(abs_dir, None, special)
 
     def _listed(self, seconds: float, names: int = 0) -> None:
-        """How long listing a folder of `names` names took. The median wait of the last 16
-        decides: a process that was merely preempted now and then does not look like a cold disk."""
-        recent = self._recent
-        recent.append(listing_wait(seconds, names))
+        """How long listing a folder of `names` names took; every 8 folders, the last 16 decide."""
+        self._recent.append(listing_wait(seconds, names))
         self._opened += 1
-        if self._opened % 8 == 0 and sorted(recent)[len(recent) // 2] > self._cold_s:
+        if self._opened % 8 == 0 and waits_say_cold(self._recent, self._cold_s):
             self.cold = True
 
     def _read_ahead(self, start: list[str]) -> None:
