@@ -184,7 +184,7 @@ def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index file to write (Parquet).")
 @click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) for multi_hot.")
-@click.option("--workers", type=int, default=None, help="Reading processes, this one included (folders; default 1) or concurrent queries (archives; default 4).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Reading processes, this one included (folders; default 1) or concurrent queries (archives; default 4).")
 @click.option("--salt", default=None, help="Pseudonym key (default: $MODAN_SALT, else .modan-salt beside the index).")
 @click.option("--keep-uids", is_flag=True, help="Keep Study/Series/SOP Instance UIDs as they are (Patient ID stays pseudonymised).")
 @click.option("--layout", type=click.Choice(["auto", "dicom", "radimagenet"]), default="auto", show_default=True)

@@ -74,3 +74,20 @@ def test_empty_folder_warns(tmp_path: Path) -> None:
 def test_bad_layout_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["index", str(tmp_path), "-o", str(tmp_path / "i.parquet"), "--layout", "x"])
     assert result.exit_code == 2 and "Invalid value" in result.stderr
+
+
+def test_zero_workers_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["index", str(tmp_path), "-o", str(tmp_path / "i.parquet"), "--workers", "0"])
+    assert result.exit_code == 2 and "Invalid value" in result.stderr
+    assert not (tmp_path / "i.parquet").exists()
+
+
+def test_a_file_of_the_users_is_not_replaced_by_the_index(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src")
+    mine = tmp_path / "report.txt"
+    mine.write_text("my report\n")
+    result = CliRunner().invoke(main, ["index", str(src), "-o", str(mine), "--workers", "2"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refusing to replace it" in lines[0]
+    assert mine.read_text() == "my report\n"

@@ -338,3 +338,16 @@ def test_a_killed_run_leaves_the_previous_index_intact(tmp_path: Path) -> None:
     assert len(read_index(out)) == 15
     after = run_index(src, out, salt=SALT)  # the next run works, and ignores the stale temporary file
     assert after.files == 16 and after.read == 2  # the new file and the truncated one
+
+
+def test_a_file_that_is_not_an_index_is_never_replaced(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _export(src, n_series=1)
+    mine = tmp_path / "notes.parquet"
+    mine.write_text("my own notes, not an index\n")
+    with pytest.raises(OutputError, match="not a modan-dicom index; refusing to replace it"):
+        build_index(src, mine, salt=SALT)
+    assert mine.read_text() == "my own notes, not an index\n"
+    index = tmp_path / "index.parquet"
+    build_index(src, index, salt=SALT)
+    build_index(src, index, salt=SALT)  # an index is replaced (incrementally), as before
