@@ -186,7 +186,9 @@ def test_changed_settings_rebuild_everything(tmp_path: Path) -> None:
     first = run_index(src, out, salt=SALT)
     assert first.files == first.read == 9
     assert run_index(src, out, salt=SALT).read == 1  # only the truncated file is retried
-    assert run_index(src, out, salt="other").read == 9  # another salt: other keys
+    with pytest.raises(ConfigError, match="another salt"):  # it would re-key the index silently
+        run_index(src, out, salt="other")
+    assert run_index(src, out, salt="other", rekey=True).read == 9  # asked for: every row re-keyed
     full = run_index(src, out, salt="other", profile="full")
     assert full.read == 9
     assert len(full.frame["multi_hot"].dropna().iloc[0]) == len(full.meta.axes) > 12

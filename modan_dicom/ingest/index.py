@@ -40,11 +40,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..atomic import exclusive_output
 from ..errors import ConfigError, OutputError, SourceError
 from . import pagecache, radimagenet
 from .executor import ChunkRunner
 from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
-from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
+from .pseudonym import (
+    MARKER_PREFIX,
+    SALT_ENV,
+    SALT_FILE,
+    Pseudonymizer,
+    creates_salt_file,
+    resolve_salt,
+    salt_fingerprint,
+)
 from .readahead import ReadAhead
 from .schema import (
     COLUMNS,
@@ -367,6 +376,31 @@ def check_output_file(output: str | os.PathLike[str], what: str = "index") -> Pa
     return path.resolve()
 
 
+def resolve_output_salt(
+    salt: str | bytes | None, output: Path | None, rekey: bool = False
+) -> tuple[bytes, str]:
+    """The salt of a run writing `output` and where it came from (`resolve_salt`). When `output`
+    already holds an index or census made with another salt, replacing it would make its
+    pseudonyms impossible to reproduce: ConfigError, unless `rekey` (the run then re-keys every
+    row). Nor is a missing salt file created anew beside such an index (it may be restored)."""
+    old = None
+    if output is not None and output.exists() and not rekey:
+        try:
+            old = read_index_meta(output)
+        except SourceError:
+            old = None  # not ours: `check_output_file` refuses it
+    if old is not None and creates_salt_file(salt, output.parent):
+        raise ConfigError(f"{output.name} was built with a salt this run does not have ({SALT_FILE} is missing): "
+                          f"give it (--salt or ${SALT_ENV}), restore {SALT_FILE}, or add --rekey to change "
+                          "every pseudonym")
+    salt_bytes, source = resolve_salt(salt, output.parent if output is not None else None)
+    if old is not None and old.salt_fingerprint != salt_fingerprint(salt_bytes):
+        given = {"argument": "--salt", "environment": f"${SALT_ENV}", "file": SALT_FILE}.get(source, source)
+        raise ConfigError(f"{output.name} was built with another salt than this run's (from {given}): give the "
+                          "salt it was built with, or add --rekey to change every pseudonym")
+    return salt_bytes, source
+
+
 def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | None:
     """Files the walk must skip: the index itself, its temporary files and modan-dicom's own
     `.modan-*` files beside it (the salt, a pull's marker), when the index is written inside the
@@ -485,6 +519,7 @@ def _assemble(segments: list[tuple[str, Any]], fresh: pa.RecordBatch | None, sch
     return pa.Table.from_batches(pieces, schema=schema)
 
 
+@exclusive_output
 def run_index(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -497,10 +532,13 @@ def run_index(
     batch_size: int | None = None,
     progress: Progress | None = None,
     return_frame: bool = True,
+    rekey: bool = False,
+    follow_links: bool = False,
 ) -> IndexResult:
     """Index `source` into `output` (Parquet); see `build_index`. Returns an `IndexResult`
     whose `frame` is the whole index when `return_frame` (else None: for very large runs,
-    read the file back with `read_index` or in batches with pyarrow)."""
+    read the file back with `read_index` or in batches with pyarrow). One run at a time writes
+    `output` (`output_lock`: another gets OutputError); temporary files of killed runs are removed."""
     started = time.perf_counter()
     if workers < 1:
         raise ConfigError(f"workers must be at least 1 (got {workers})")
@@ -512,7 +550,7 @@ def run_index(
     out_path = check_output_file(output) if output is not None else None
     layout_name, prefix = _resolve_layout(layout, root)
     vocab = load_vocabulary(profile)
-    salt_bytes, salt_source = resolve_salt(salt, out_path.parent if out_path is not None else None)
+    salt_bytes, salt_source = resolve_output_salt(salt, out_path, rekey)
     pseudo = Pseudonymizer(salt_bytes, keep_uids)
     meta = IndexMeta(
         profile=str(vocab.profile), axes=list(vocab.labels), source=str(root), layout=layout_name,
@@ -526,7 +564,7 @@ def run_index(
         warnings.append("no salt and no output folder: the pseudonyms of this run match no other run")
     schema = index_schema(len(meta.axes))
     exclude = _exclusions(root, out_path)
-    total = count_files(root, exclude=exclude) if progress is not None else None
+    total = count_files(root, exclude=exclude, follow_links=follow_links) if progress is not None else None
     builder = SummaryBuilder(weight="count")  # fed distinct rows with their counts (`_add_to_summary`)
     kept: list[pa.Table] = []
     counts = {"files": 0, "read": 0, "reused": 0}
@@ -534,7 +572,7 @@ def run_index(
     def consume(write: Callable[[pa.Table], None] | None, previous: _Previous | None) -> None:
         executor = ChunkRunner(partial(FileIndexer, settings), workers, local=FileIndexer(settings, vocab))
         # a helper process, on a cold disk only; not for an incremental run, which reads few files
-        ahead = ReadAhead.start(str(root), exclude) if previous is None else None
+        ahead = ReadAhead.start(str(root), exclude, follow_links=follow_links) if previous is None else None
         try:
             if progress is not None:
                 progress(0, total)
@@ -542,7 +580,8 @@ def run_index(
             # incremental run compares sizes and times in the walk, and RadImageNet rows are not
             # read by the header reader
             stat_files = previous is not None or layout_name == "radimagenet"
-            entries = walk_items(root, exclude=exclude, stat_files=stat_files, read_ahead=ahead is None)
+            entries = walk_items(root, exclude=exclude, stat_files=stat_files, read_ahead=ahead is None,
+                                 follow_links=follow_links)
             chunks = _plan_chunks(entries, previous, batch_size)
             for segments, fresh, n_read in executor.map(chunks):
                 batch, fresh_counts = fresh if fresh is not None else (None, None)
@@ -603,6 +642,8 @@ def build_index(
     layout: str = "auto",
     batch_size: int | None = None,
     progress: Progress | None = None,
+    rekey: bool = False,
+    follow_links: bool = False,
 ) -> Any:
     """Index every file under `source`; return the index as a pandas DataFrame.
 
@@ -613,15 +654,19 @@ def build_index(
     `.modan-salt` beside the output, created once). keep_uids: keep Study/Series/SOP Instance
     UIDs unpseudonymised. layout: "auto", "dicom" or "radimagenet". batch_size: files per chunk
     handed to a worker (default 2048 with one worker, 512 with several). progress(done, total):
-    called after each chunk.
+    called after each chunk. rekey: accept a salt other than the one `output` was built with
+    (every row is then read again and gets new pseudonyms; without it that is a ConfigError).
+    follow_links: follow symbolic links that lead out of `source` (by default each is an error
+    row "link leaves the source folder").
 
     Returns one row per file, in path order (columns in `modan_dicom.ingest.schema`); the
     multi-hot axes are in `df.attrs["axes"]`. For the closing counts use `summarize(df)` or
     `run_index`, which also reports warnings (an empty source). Raises SourceError (missing or
-    unreadable source), OutputError (output not writable; checked before any file is read),
-    ConfigError, VocabularyError.
+    unreadable source), OutputError (output not writable, or being written by another run;
+    checked before any file is read), ConfigError (another salt without `rekey`), VocabularyError.
     """
     return run_index(
         source, output, profile=profile, workers=workers, salt=salt, keep_uids=keep_uids,
-        layout=layout, batch_size=batch_size, progress=progress, return_frame=True,
+        layout=layout, batch_size=batch_size, progress=progress, return_frame=True, rekey=rekey,
+        follow_links=follow_links,
     ).frame

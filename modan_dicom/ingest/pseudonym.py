@@ -7,7 +7,8 @@ the PACS census); without the salt the value cannot be recovered or confirmed by
 
 The salt comes from, in order: the `salt` argument (`--salt`), the environment variable
 MODAN_SALT, or a file `.modan-salt` beside the index, generated once (32 random bytes, hex, mode
-0600) and reused by every later run writing into that folder. Only a fingerprint of the salt
+0600) and reused by every later run writing into that folder. Runs that start together agree on
+one salt file (`create_once`: the first to create it wins, the others read it). Only a fingerprint of the salt
 (a slow hash of it) is written into the index metadata, never the salt itself.
 
 With `keep_uids=True` the Study / Series / SOP Instance UIDs are kept as they are (UIDs are not
@@ -26,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import MARKER_PREFIX, create_once
 from ..errors import ConfigError, OutputError
 
 SALT_ENV = "MODAN_SALT"
-MARKER_PREFIX = ".modan-"  # modan-dicom's own files in a folder it writes (never indexed)
 SALT_FILE = MARKER_PREFIX + "salt"
 KEY_HEX = 20
 PREFIX = {"patient": "pat-", "study": "stu-", "series": "ser-", "instance": "ins-"}
@@ -120,18 +120,28 @@ def resolve_salt(salt: str | bytes | None, index_dir: str | os.PathLike[str] | N
         return secrets.token_hex(32).encode(), "ephemeral"
     path = Path(index_dir) / SALT_FILE
     if path.exists():
-        try:
-            value = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the salt file {path}: {exc}") from exc
-        if not value:
-            raise ConfigError(f"the salt file {path} is empty; delete it or pass --salt")
-        return value.encode(), "file"
+        return _read_salt_file(path), "file"
     value = secrets.token_hex(32)
     try:
-        with atomic_path(path) as tmp:
-            os.chmod(tmp, 0o600)  # before the salt is written: never readable by others
-            tmp.write_text(value + "\n", encoding="ascii")
+        created = create_once(path, (value + "\n").encode("ascii"), mode=0o600)
     except OSError as exc:
         raise OutputError(f"cannot create the salt file {path}: {exc.strerror or exc}") from exc
+    if not created:  # another run created it first: its salt is the one kept
+        return _read_salt_file(path), "file"
     return value.encode(), "new file"
+
+
+def creates_salt_file(salt: str | bytes | None, index_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether `resolve_salt(salt, index_dir)` would create a new salt file (none given, none there)."""
+    return ((salt is None or salt == "") and not os.environ.get(SALT_ENV) and index_dir is not None
+            and not (Path(index_dir) / SALT_FILE).exists())
+
+
+def _read_salt_file(path: Path) -> bytes:
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the salt file {path}: {exc}") from exc
+    if not value:
+        raise ConfigError(f"the salt file {path} is empty; delete it or pass --salt")
+    return value.encode()

@@ -40,13 +40,14 @@ def disk_is_cold(root: str, folders: int = 16) -> bool:
     return waits_say_cold(times)
 
 
-def _run(root: str, exclude: Callable[[str], bool] | None, done: Any, stop: Any, lead: int, nbytes: int) -> None:
+def _run(root: str, exclude: Callable[[str], bool] | None, done: Any, stop: Any, lead: int, nbytes: int,
+         follow_links: bool = False) -> None:
     """The helper process: walk, and ask for the first `nbytes` of each file, `lead` files ahead at most."""
     prefix = os.path.join(root, "")
     parent = os.getppid()
     seen = 0
     try:
-        for path, _, _, error in walk_items(root, exclude=exclude, stat_files=False):
+        for path, _, _, error in walk_items(root, exclude=exclude, stat_files=False, follow_links=follow_links):
             seen += 1
             while seen - done.value > lead:
                 if stop.value or os.getppid() != parent:
@@ -69,16 +70,17 @@ class ReadAhead:
     @classmethod
     def start(
         cls, root: str, exclude: Callable[[str], bool] | None = None, *, lead: int = 16_384,
-        nbytes: int = HEADER_WINDOW, force: bool = False,
+        nbytes: int = HEADER_WINDOW, force: bool = False, follow_links: bool = False,
     ) -> ReadAhead | None:
-        """Start the helper when `root` is on a cold disk (or `force`); None otherwise."""
+        """Start the helper when `root` is on a cold disk (or `force`); None otherwise. Its walk
+        is the index's (`walk_items` with the same `exclude` and `follow_links`)."""
         if not pagecache.CAN_ADVISE or not sys.platform.startswith("linux"):
             return None
         if not force and not disk_is_cold(root):
             return None
         ctx = multiprocessing.get_context("fork")
         done, stop = ctx.Value("q", 0, lock=False), ctx.Value("b", 0, lock=False)
-        process = ctx.Process(target=_run, args=(root, exclude, done, stop, lead, nbytes),
+        process = ctx.Process(target=_run, args=(root, exclude, done, stop, lead, nbytes, follow_links),
                               name="modan-read-ahead", daemon=True)
         process.start()
         return cls(process, done, stop)
