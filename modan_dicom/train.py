@@ -214,6 +214,8 @@ def pretrain(
         raise ConfigError(f"nothing to resume: {last} does not exist")
     if runtime.is_main:
         atomic.prepare_parent(out / "config.json")
+        for folder in (out, checkpoints):  # what killed runs left half-written
+            atomic.remove_stale_temps(folder)
 
     torch.manual_seed(config.seed)
     bank = _load_bank(config, runtime, on_bank if runtime.is_main else None)

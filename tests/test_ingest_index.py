@@ -3,9 +3,12 @@ atomicity, workers, bad input."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -353,3 +356,157 @@ def test_a_file_that_is_not_an_index_is_never_replaced(tmp_path: Path) -> None:
     index = tmp_path / "index.parquet"
     build_index(src, index, salt=SALT)
     build_index(src, index, salt=SALT)  # an index is replaced (incrementally), as before
+
+
+def _index_into(src: str, out: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        result = run_index(src, out, return_frame=False)
+        results.put(("ok", result.meta.salt_fingerprint))
+    except OutputError as exc:
+        results.put(("refused", str(exc)))
+
+
+def test_concurrent_runs_never_publish_a_salt_that_is_not_kept(tmp_path: Path) -> None:
+    from modan_dicom.ingest.pseudonym import salt_fingerprint
+
+    src = tmp_path / "src"
+    _export(src, n_series=1, per_series=1)
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(3):
+        folder = tmp_path / f"out{trial}"
+        # runs into one output, and into a second output in the same folder (which shares its salt)
+        outs = [folder / ("index.parquet" if i % 2 else "other.parquet") for i in range(6)]
+        barrier, results = ctx.Barrier(len(outs)), ctx.Queue()
+        children = [ctx.Process(target=_index_into, args=(str(src), str(out), barrier, results)) for out in outs]
+        for child in children:
+            child.start()
+        outcomes = [results.get(timeout=60) for _ in children]
+        for child in children:
+            child.join()
+        assert {kind for kind, _ in outcomes} <= {"ok", "refused"}
+        for kind, message in outcomes:
+            if kind == "refused":
+                assert re.fullmatch(r"another modan-dicom run is writing (index|other)\.parquet \(pid \d+\); "
+                                    r"wait for it or write elsewhere", message)
+        kept = salt_fingerprint((folder / SALT_FILE).read_text().strip().encode())
+        assert {fingerprint for kind, fingerprint in outcomes if kind == "ok"} == {kept}
+        for name in ("index.parquet", "other.parquet"):
+            assert read_index_meta(folder / name).salt_fingerprint == kept
+        assert sorted(p.name for p in folder.iterdir()) == [SALT_FILE, "index.parquet", "other.parquet"]
+
+
+def test_a_second_run_into_the_same_output_is_refused_with_one_line(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from click.testing import CliRunner
+
+    from modan_dicom.cli import main
+
+    src = tmp_path / "src"
+    _export(src, n_series=2)
+    out = tmp_path / "out" / "index.parquet"
+    flag = tmp_path / "flag"
+    child = multiprocessing.get_context("fork").Process(target=_index_slowly, args=(str(src), str(out), str(flag)))
+    child.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(OutputError, match=rf"writing index.parquet \(pid {child.pid}\)"):
+            run_index(src, out, salt=SALT)
+        result = CliRunner().invoke(main, ["index", str(src), "-o", str(out), "--salt", SALT])
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: another modan-dicom run is writing index.parquet (pid {child.pid}); wait for it or write elsewhere"]
+        assert not out.exists()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    assert run_index(src, out, salt=SALT).files == 9  # the lock died with its holder
+    assert sorted(p.name for p in out.parent.iterdir()) == ["index.parquet"]  # and its temporary file is gone
+
+
+def test_another_salt_is_refused_unless_asked_to_rekey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    _export(src, n_series=2)
+    out = tmp_path / "out" / "index.parquet"
+    first = run_index(src, out)  # the salt file is created beside it
+    salt_file = out.parent / SALT_FILE
+    before = out.read_bytes()
+    monkeypatch.setenv(SALT_ENV, "another salt")
+    with pytest.raises(ConfigError, match=r"built with another salt than this run's \(from \$MODAN_SALT\)"):
+        run_index(src, out)
+    monkeypatch.delenv(SALT_ENV)
+    kept = salt_file.read_text()
+    salt_file.unlink()  # lost: a new one would re-key the index for ever
+    with pytest.raises(ConfigError, match="salt this run does not have"):
+        run_index(src, out)
+    assert not salt_file.exists() and out.read_bytes() == before
+    salt_file.write_text(kept)  # restored: the index is reproducible again
+    assert run_index(src, out).read == 1  # (the truncated file is always retried)
+    rekeyed = run_index(src, out, salt="another salt", rekey=True)
+    assert rekeyed.read == 9 and rekeyed.meta.salt_fingerprint != first.meta.salt_fingerprint
+    keys = first.frame["patient_key"].dropna()
+    assert set(keys).isdisjoint(rekeyed.frame["patient_key"].dropna()) and len(keys)
+    assert run_index(src, out, salt="another salt").read == 1  # the new salt is now the index's
+
+
+def test_links_out_of_the_source_are_rows_unless_followed(tmp_path: Path) -> None:
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    _export(src, n_series=1, per_series=1)
+    write_dicom(elsewhere / "outside.dcm", modality="MR", body_part="KNEE")
+    (src / "linked-file").symlink_to(elsewhere / "outside.dcm")
+    (src / "linked-folder").symlink_to(elsewhere)
+    (src / "inside").symlink_to(src / "patient0")
+    out = tmp_path / "index.parquet"
+    rows = run_index(src, out, salt=SALT).frame.set_index("path")
+    assert rows.loc["linked-file", "status"] == rows.loc["linked-folder", "status"] == "error"
+    assert rows.loc["linked-file", "error"] == rows.loc["linked-folder", "error"] == "link leaves the source folder"
+    assert rows.loc["inside/series0/IM00000", "status"] == "ok"  # links inside the source are followed
+    followed = run_index(src, out, salt=SALT, follow_links=True).frame.set_index("path")
+    assert followed.loc["linked-file", "status"] == followed.loc["linked-folder/outside.dcm", "status"] == "ok"
+    assert "linked-folder" not in followed.index
+
+
+def test_paths_longer_than_the_system_allows_are_rows(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _export(src, n_series=1, per_series=1)
+    deep = _deep_tree(src, depth=24)  # 24 levels of 200-byte names: 4.8 KB paths
+    try:
+        frame = run_index(src, tmp_path / "index.parquet", salt=SALT).frame.set_index("path")
+        deep_rows = frame.loc[[rel for rel, _ in deep]]
+        for (rel, too_long), (_, row) in zip(deep, deep_rows.iterrows()):
+            assert len(os.fsencode(str(src / rel))) >= 4096 or not too_long
+            if too_long:
+                assert (row["status"], row["error"]) == ("error", "path longer than the system allows")
+            else:
+                assert row["status"] == "not_dicom"  # short enough: read as usual
+        assert any(too for _, too in deep) and not all(too for _, too in deep)
+        assert len(frame) == 4 + len(deep)  # every file on disk is a row (4 in the export)
+    finally:
+        shutil.rmtree(src)  # (rmtree walks by descriptors too)
+
+
+def _deep_tree(root: Path, depth: int, name_bytes: int = 200) -> list[tuple[str, bool]]:
+    """Folders `d0…`/`d1…`/… `depth` levels deep under `root`, one file `f` in each, made through
+    folder descriptors (past PATH_MAX). Returns each file's relative path and whether its absolute
+    path is 4096 bytes or longer."""
+    files = []
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    rel = ""
+    try:
+        for level in range(depth):
+            name = f"d{level}".ljust(name_bytes, "x")
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+            rel += name + "/"
+            os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+            os.write(os.open("f", os.O_WRONLY, dir_fd=fd), b"not dicom")  # (closed with the process)
+            files.append((rel + "f", len(os.fsencode(str(root))) + 1 + len(rel) + 1 >= 4096))
+    finally:
+        os.close(fd)
+    return files

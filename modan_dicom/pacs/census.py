@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from .. import __version__
+from ..atomic import exclusive_output
 from ..errors import ConfigError
 from ..ingest.header import study_month
 from ..ingest.index import check_output_file, load_vocabulary, vocabulary_fingerprint
@@ -291,6 +292,7 @@ def _merge_previous(output: Path, meta: IndexMeta, rows: list[dict[str, Any]]) -
     return table.filter(pc.invert(pc.is_in(table["path"], value_set=seen)))
 
 
+@exclusive_output
 def run_census(
     source: str, output: str | os.PathLike[str] | None = None, *, profile: str = "radimagenet",
     level: str = "series", modality: str | Sequence[str] | None = None, study_date: str | None = None,
