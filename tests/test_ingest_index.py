@@ -23,6 +23,7 @@ from test_ingest_support import (
     FAKE_BIRTH_DATE,
     FAKE_PATIENT_NAME,
     ImplicitVRLittleEndian,
+    deep_tree,
     make_dataset,
     write_dicom,
     write_sr,
@@ -473,7 +474,7 @@ def test_links_out_of_the_source_are_rows_unless_followed(tmp_path: Path) -> Non
 def test_paths_longer_than_the_system_allows_are_rows(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _export(src, n_series=1, per_series=1)
-    deep = _deep_tree(src, depth=24)  # 24 levels of 200-byte names: 4.8 KB paths
+    deep = deep_tree(src, depth=24)  # 24 levels of 200-byte names: 4.8 KB paths
     try:
         frame = run_index(src, tmp_path / "index.parquet", salt=SALT).frame.set_index("path")
         deep_rows = frame.loc[[rel for rel, _ in deep]]
@@ -488,25 +489,3 @@ def test_paths_longer_than_the_system_allows_are_rows(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(src)  # (rmtree walks by descriptors too)
 
-
-def _deep_tree(root: Path, depth: int, name_bytes: int = 200) -> list[tuple[str, bool]]:
-    """Folders `d0…`/`d1…`/… `depth` levels deep under `root`, one file `f` in each, made through
-    folder descriptors (past PATH_MAX). Returns each file's relative path and whether its absolute
-    path is 4096 bytes or longer."""
-    files = []
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    rel = ""
-    try:
-        for level in range(depth):
-            name = f"d{level}".ljust(name_bytes, "x")
-            os.mkdir(name, dir_fd=fd)
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = sub
-            rel += name + "/"
-            os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-            os.write(os.open("f", os.O_WRONLY, dir_fd=fd), b"not dicom")  # (closed with the process)
-            files.append((rel + "f", len(os.fsencode(str(root))) + 1 + len(rel) + 1 >= 4096))
-    finally:
-        os.close(fd)
-    return files

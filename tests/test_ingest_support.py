@@ -1,7 +1,9 @@
-"""Small real DICOM files for the ingest tests, written with pydicom (no tests in this module)."""
+"""Small real DICOM files for the ingest tests, written with pydicom, and trees deeper than PATH_MAX
+(no tests in this module)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,28 @@ __all__ = [
     "DeflatedExplicitVRLittleEndian", "ExplicitVRBigEndian", "ExplicitVRLittleEndian",
     "ImplicitVRLittleEndian", "JPEGBaseline8Bit", "make_dataset", "write_dicom", "write_sr",
 ]
+
+
+def deep_tree(root: Path, depth: int, name_bytes: int = 200) -> list[tuple[str, bool]]:
+    """Folders `d0xx…/d1xx…/…` (`name_bytes` each) `depth` levels deep under `root`, one file `f`
+    ("not dicom") in each, made through folder descriptors, past PATH_MAX. Returns each file's
+    path relative to `root` and whether its absolute path is 4096 bytes or longer. (shutil.rmtree
+    removes it: it walks by descriptors too.)"""
+    files = []
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    rel = ""
+    try:
+        for level in range(depth):
+            name = f"d{level}".ljust(name_bytes, "x")
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+            rel += name + "/"
+            out = os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(out, b"not dicom")
+            os.close(out)
+            files.append((rel + "f", len(os.fsencode(str(root))) + 1 + len(rel) + 1 >= 4096))
+    finally:
+        os.close(fd)
+    return files

@@ -1,13 +1,16 @@
-"""The walk: every regular file once, sorted, through symlinks without loops, whatever the names."""
+"""The walk: every regular file once, sorted, through symlinks without loops (not out of the source),
+whatever the names and however long the paths."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from modan_dicom.ingest.walk import count_files, walk, walk_items
+from test_ingest_support import deep_tree
 
 
 def _tree(root: Path) -> None:
@@ -115,3 +118,50 @@ def test_walk_without_stat_leaves_plain_files_to_the_reader(tmp_path: Path) -> N
     assert by_path["link-to-file"][1] == 5  # links are still followed by a stat here
     assert by_path["dangling"][3] == "dangling symbolic link"
     assert "pipe" not in by_path
+
+
+def test_no_name_is_dropped_past_the_longest_path_the_system_opens(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"x")
+    (tmp_path / "z").write_bytes(b"y")
+    deep = deep_tree(tmp_path, depth=30)  # 6 KB paths
+    try:
+        for stat_files in (True, False):
+            items = list(walk_items(tmp_path, stat_files=stat_files))
+            paths = [path for path, *_ in items]
+            assert paths == ["a", *sorted(rel for rel, _ in deep), "z"]  # all of them, in walk order
+            errors = {path: error for path, _, _, error in items}
+            for rel, too_long in deep:
+                assert errors[rel] == ("path longer than the system allows" if too_long else None)
+            assert sum(too_long for _, too_long in deep) > 5
+        assert count_files(tmp_path) == len(deep) + 2
+        sizes = {e.path: e.size for e in walk(tmp_path)}
+        assert sizes[deep[-1][0]] == len(b"not dicom")  # stat'ed through its folder's descriptor
+    finally:
+        shutil.rmtree(tmp_path / deep[0][0].split("/")[0])
+
+
+def test_links_out_of_the_source_are_not_followed_unless_asked(tmp_path: Path) -> None:
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    _tree(src)
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "secret").write_bytes(b"outside")
+    (outside / "file").write_bytes(b"outside too")
+    (src / "to-folder").symlink_to(outside)
+    (src / "to-file").symlink_to(outside / "file")
+    (src / "relative").symlink_to(Path("..") / "outside" / "sub")
+    (src / "a" / "inside").symlink_to(src / "ü-名前")  # stays in the source: followed
+    (src / "a" / "up").symlink_to("../a-c")
+    entries = {e.path: e for e in walk(src)}
+    for name in ("to-folder", "to-file", "relative"):
+        assert entries[name].error == "link leaves the source folder"
+    assert not any(path.startswith(("to-folder/", "relative/")) for path in entries)
+    assert entries["a/inside/Bild 1"].error is None and entries["a/up"].size == 1
+    # 5 files (ü-名前 walked once, as a/inside), 3 links out, a/up
+    assert count_files(src) == len(entries) == 5 + 3 + 1
+    followed = {e.path: e for e in walk(src, follow_links=True)}
+    assert followed["relative/secret"].size == 7 and followed["to-file"].error is None
+    assert followed["to-folder/file"].size == 11 and "to-folder/sub/secret" not in followed  # (walked once)
+    assert "to-folder" not in followed
+    # the source itself given through a link: links into its real folder are inside
+    (tmp_path / "alias").symlink_to(src)
+    assert {e.path for e in walk(tmp_path / "alias")} == set(entries)
