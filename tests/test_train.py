@@ -134,3 +134,40 @@ def test_torchrun_two_processes_on_cpu(small_index: Path, tmp_path: Path) -> Non
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics["epoch"]) == [1] and metrics["loss"].notna().all()
     assert load_encoder(out / "encoder.pt")(torch.zeros(2, 1, 32, 32)).shape == (2, 512)
+
+
+def _checkpoint_then_die(path: str, flag: str) -> None:
+    import time
+
+    from modan_dicom import atomic
+
+    with atomic.atomic_path(path) as tmp:
+        tmp.write_bytes(b"\0" * (1 << 20))  # a checkpoint half written when the process is killed
+        Path(flag).write_text("writing")
+        time.sleep(60)
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(small_index: Path, tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"  # a run killed while writing its first checkpoint
+    flag = tmp_path / "flag"
+    child = multiprocessing.get_context("fork").Process(
+        target=_checkpoint_then_die, args=(str(run / "checkpoints" / "last.pt"), str(flag)))
+    child.start()
+    deadline = time.monotonic() + 20
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    older = run / ".encoder.pt.k3j4h5g6.pt.tmp"  # an earlier version's name (no pid)
+    older.write_bytes(b"\0" * 1000)
+    os.utime(older, (time.time() - 600, time.time() - 600))
+    temps = lambda: sorted(p.name for p in run.rglob("*.tmp"))  # noqa: E731
+    assert len(temps()) == 2
+    pretrain(tiny_config(small_index, run, epochs=1, image_size=16, batch_size=64))  # started again
+    assert temps() == []
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
