@@ -132,6 +132,10 @@ def test_one_process_at_a_time_holds_an_output(tmp_path: Path) -> None:
                 pass
         with atomic.output_lock(tmp_path / "out" / "other.parquet"):  # another output is free
             pass
+        from modan_dicom.pacs.census import run_census
+
+        with pytest.raises(OutputError, match="another modan-dicom run is writing index.parquet"):
+            run_census("http://127.0.0.1:9/dicom-web", target)  # a census takes the same lock, first
     finally:
         os.kill(holder.pid, signal.SIGKILL)  # the system releases its lock
         holder.join()
