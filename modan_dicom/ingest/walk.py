@@ -86,18 +86,32 @@ def _listing(
                 is_dir = entry.is_dir()  # d_type, or one stat for a symlink
             except OSError:
                 is_dir = False
-            if links is not None and entry.is_symlink():
-                links.add(entry.name)
             if is_dir:
                 keys.append(entry.name + "/")
-            else:
-                keys.append(entry.name)
-                if special is not None and not entry.is_file(follow_symlinks=False):
+                if links is not None and _is_link(entry):
+                    links.add(entry.name)
+                continue
+            keys.append(entry.name)
+            try:
+                plain = entry.is_file(follow_symlinks=False)  # d_type: no system call
+            except OSError:
+                plain = False  # stat'ed by the walk, which reports what is wrong with it
+            if not plain:
+                if special is not None:
                     special.add(entry.name)
+                if links is not None and _is_link(entry):
+                    links.add(entry.name)
     if timed is not None:
         timed(time.perf_counter() - start, len(keys))
     keys.sort()
     return keys
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()  # d_type, or one lstat when the file system does not tell
+    except OSError:
+        return False  # then the walk's stat reports what is wrong with it
 
 
 def listing_wait(seconds: float, names: int) -> float:
