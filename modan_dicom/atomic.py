@@ -202,6 +202,23 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
 # ---- one writer per output, one creator per file --------------------------------------------------
 
 
+_HELD_LOCKS: set[int] = set()  # descriptors of the output locks this process holds
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child (a reading worker): close the copies of the parent's lock descriptors, so
+    that the lock ends with the parent even if a child outlives it (an flock lasts while any
+    descriptor of it is open)."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 def lock_path(path: str | os.PathLike[str]) -> Path:
     """The lock file of output `path`: `.modan-lock.NAME` beside it (only while a run writes it)."""
     target = Path(path)
@@ -241,6 +258,8 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
         if same:
             break
         os.close(fd)  # its holder finished and removed it meanwhile: lock the new one
+    if fd >= 0:
+        _HELD_LOCKS.add(fd)
     try:
         if fd >= 0:
             os.ftruncate(fd, 0)
@@ -249,6 +268,7 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield target
     finally:
         if fd >= 0:
+            _HELD_LOCKS.discard(fd)
             with contextlib.suppress(OSError):
                 os.unlink(where)  # before the unlock: a run that opened it meanwhile sees it gone
             os.close(fd)

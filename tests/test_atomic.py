@@ -144,6 +144,41 @@ def test_one_process_at_a_time_holds_an_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == []  # the lock file goes with its holder
 
 
+def _hold_lock_and_fork(target: str, flag: str) -> None:
+    """Hold the lock and fork a child that outlives this process (as a reading worker may)."""
+    import time
+
+    with atomic.output_lock(target):
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        Path(flag).write_text(str(child))
+        time.sleep(60)
+
+
+def test_the_lock_ends_with_its_holder_even_if_its_children_live_on(tmp_path: Path) -> None:
+    target = tmp_path / "index.parquet"
+    flag = tmp_path / "flag"
+    holder = multiprocessing.get_context("fork").Process(target=_hold_lock_and_fork, args=(str(target), str(flag)))
+    holder.start()
+    deadline = time.monotonic() + 20
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    orphan = int(flag.read_text())
+    try:
+        with pytest.raises(OutputError, match=f"pid {holder.pid}"):
+            with atomic.output_lock(target):
+                pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
+        os.kill(orphan, 0)  # still alive, with a copy of the holder's descriptors
+        with atomic.output_lock(target):
+            pass
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+
+
 def _create(path: str, barrier: Any, results: Any, i: int) -> None:
     barrier.wait()
     created = atomic.create_once(path, f"value {i}\n".encode())
