@@ -17,7 +17,9 @@ vocabulary, salt, layout, keep_uids, source, modan-dicom version), it is read al
 (both are in path order) and the rows of files whose (path, size, mtime_ns) did not change are
 copied instead of re-read; error rows are always retried; files no longer present disappear.
 The result equals a fresh run. The new index replaces the old one in a single rename at the end,
-so a run that fails or is killed midway leaves the previous index untouched.
+so a run that fails or is killed midway leaves the previous index untouched. One run at a time
+writes an output (`atomic.output_lock`: a second is refused at once; the temporaries of killed
+runs are removed), and an index built with another salt is never re-keyed unless asked (`rekey`).
 """
 
 from __future__ import annotations
