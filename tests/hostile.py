@@ -139,6 +139,26 @@ def image_behind_huge_element(path: Path, hidden: int, rows: int = 4, columns: i
     return write_plain(path, dataset({0x00090010: private}, rows, columns))
 
 
+def deflated_pixel_bomb(path: Path, inflated: int) -> Path:
+    """A deflated 4x4 image whose Pixel Data element holds `inflated` zero bytes."""
+    elements = header_elements()
+    pixels = [element(0x7FE00010, "OB", length=inflated), *repeated(b"\0", inflated)]
+    return write_deflated(path, [*(elements[t] for t in sorted(elements)), *pixels])
+
+
+def oversized_pixel_data(path: Path, declared: int) -> Path:
+    """A native 4x4 image whose Pixel Data element holds `declared` (sparse zero) bytes."""
+    elements = header_elements()
+    return write_plain(path, [*(elements[t] for t in sorted(elements)),
+                              element(0x7FE00010, "OB", length=declared), declared])
+
+
+def huge_dimensions(path: Path, rows: int = 65535, columns: int = 65535) -> Path:
+    """A native image that declares `rows` x `columns` and holds 16 bytes of pixels."""
+    elements = header_elements(rows, columns)
+    return write_plain(path, [*(elements[t] for t in sorted(elements)), pixel_element()])
+
+
 def zeros(path: Path, size: int) -> Path:
     """A sparse file of `size` zero bytes."""
     with open(path, "wb") as handle:

@@ -8,6 +8,7 @@ gigabytes.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import textwrap
@@ -15,9 +16,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import hostile
+from modan_dicom.errors import SourceError
+from modan_dicom.imaging import load_image
 from modan_dicom.ingest.header import MAX_INFLATED_HEADER, MAX_VALUE_BYTES, read_header, read_header_pydicom
 
 MIB = 1 << 20
@@ -134,3 +138,160 @@ def test_index_under_a_memory_cap_gives_error_rows(tmp_path: Path) -> None:
     assert rows["fine.dcm"]["status"] in ("ok", "unmapped")
     for name in ("bomb.dcm", "text.dcm", "huge.dcm"):
         assert rows[name]["status"] == "error" and rows[name]["error"].startswith("too large: "), name
+
+
+# ---- the image loader ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_load_image_of_a_large_file_of_zeros_is_quick(tmp_path: Path) -> None:
+    path = hostile.zeros(tmp_path / "zeros.dcm", 2**31)  # sparse; it used to hang load_image > 240 s
+    start = time.perf_counter()
+    with pytest.raises(SourceError, match="zeros.dcm: not a DICOM or image file"):
+        load_image(path)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.timeout(20)
+def test_load_image_never_reads_a_huge_element_before_the_pixels(tmp_path: Path) -> None:
+    path = hostile.image_behind_huge_element(tmp_path / "hidden.dcm", 256 * MIB)
+    image, seconds, peak = _peak(load_image, path)
+    assert image.shape == (4, 4) and image[0, 0] == 0 and image[3, 3] == 1  # pixels 0..15, in order
+    assert np.all(np.diff(image.ravel()) >= 0)
+    assert seconds < 2 and peak < 16 * MIB  # it read the whole file (2.1 GB behind a 2 GB element)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda p: hostile.oversized_pixel_data(p, 256 * MIB), "pixel data of 268,435,456 bytes, far more than"),
+    (lambda p: hostile.deflated_pixel_bomb(p, 256 * MIB), "deflated data set far larger than its pixels need"),
+    (lambda p: hostile.deflate_bomb(p, 64 * MIB), "deflated header larger than 16 MiB"),
+    (lambda p: hostile.huge_dimensions(p), "image too large (65535 x 65535"),
+], ids=["native-pixels", "deflated-pixels", "deflated-header", "dimensions"])
+def test_load_image_refuses_pixels_far_beyond_the_image(tmp_path: Path, make, reason: str) -> None:
+    # a 4x4 image whose pixel element holds 256 MiB used to come back as a (16777216, 4) image
+    path = make(tmp_path / "bomb.dcm")
+    start = time.perf_counter()
+    with pytest.raises(SourceError) as info:
+        load_image(path)
+    assert reason in str(info.value) and time.perf_counter() - start < 5
+    assert peak_of(load_image, path) < 3 * MAX_INFLATED_HEADER
+
+
+def peak_of(fn, path: Path) -> int:
+    """Peak bytes Python allocated while `fn(path)` raised SourceError."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceError):
+            fn(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# ---- no identifier in any message of the image loader -------------------------------------------
+
+IDENTIFIERS = {
+    "PatientName": hostile.PATIENT_NAME, "PatientID": hostile.PATIENT_ID, "PatientBirthDate": "19370605",
+    "OtherPatientIDs": "OTH-44120", "AccessionNumber": "ACC-77813", "InstitutionName": "Quillfeather Clinic",
+    "ReferringPhysicianName": "Vantablack^Ottoline",
+}
+FORBIDDEN = {part.lower() for value in IDENTIFIERS.values() for part in (value, *value.split("^"))}
+
+
+def _source(tmp_path: Path, syntax: str, name: str = "", **changes) -> Path:
+    """A 32 x 32 CT image carrying `IDENTIFIERS`, in `syntax`; `changes` set header values after the
+    pixels are encoded (a keyword -> value; None deletes)."""
+    from pydicom.dataset import Dataset
+
+    from modan_dicom.synth.encode import set_pixels
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = hostile.CTImageStorage, "1.2.3.4.5.6", "CT"
+    for keyword, value in IDENTIFIERS.items():
+        setattr(ds, keyword, value)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.1", "1.2.826.0.1.3680043.99.2"
+    set_pixels(ds, (np.arange(32 * 32).reshape(32, 32) * 3).astype(np.uint16), syntax)
+    for keyword, value in changes.items():
+        if value is None:
+            del ds[keyword]
+        else:
+            setattr(ds, keyword, value)
+    path = tmp_path / f"{name or syntax}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _cut(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    return path
+
+
+def _relabel(path: Path, syntax: str) -> Path:
+    """The same data set behind a file meta that names another transfer syntax."""
+    data = path.read_bytes()
+    group_length = struct.unpack_from("<L", data, 140)[0]
+    path.write_bytes(hostile.meta(syntax) + data[144 + group_length:])
+    return path
+
+
+def _poke(path: Path, find: bytes, replace: bytes, after: int = 0) -> Path:
+    """Overwrite the bytes after the first `find` (at offset `after` past it) with `replace`."""
+    data = bytearray(path.read_bytes())
+    at = data.index(find) + after
+    data[at:at + len(replace)] = replace
+    path.write_bytes(bytes(data))
+    return path
+
+
+J2K, RLE, JPEG_LS, JPEG = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.50"
+NAME_BYTES = hostile.PATIENT_NAME.encode()
+BROKEN = {
+    "native cut in the header": lambda t: _cut(_source(t, "explicit_le"), 0.1),
+    "native cut in the pixels": lambda t: _cut(_source(t, "explicit_le"), 0.7),
+    "RLE cut": lambda t: _cut(_source(t, "rle"), 0.7),
+    "JPEG 2000 cut": lambda t: _cut(_source(t, "j2k_lossless"), 0.8),
+    "JPEG-LS cut": lambda t: _cut(_source(t, "jpegls_lossless"), 0.8),
+    "deflated cut": lambda t: _cut(_source(t, "deflate"), 0.6),
+    "native labelled JPEG 2000": lambda t: _relabel(_source(t, "explicit_le"), J2K),
+    "native labelled RLE": lambda t: _relabel(_source(t, "explicit_le"), RLE),
+    "RLE labelled native": lambda t: _relabel(_source(t, "rle"), hostile.ExplicitVRLittleEndian),
+    "JPEG 2000 labelled JPEG-LS": lambda t: _relabel(_source(t, "j2k_lossless"), JPEG_LS),
+    "JPEG-LS labelled JPEG baseline": lambda t: _relabel(_source(t, "jpegls_lossless"), JPEG),
+    "JPEG 2000 codestream garbled": lambda t: _poke(_source(t, "j2k_lossless"), b"\xff\x4f\xff\x51", bytes(range(7, 250)), 40),
+    "more rows than pixels": lambda t: _source(t, "explicit_le", "rows", Rows=64),
+    "12 bits allocated": lambda t: _source(t, "explicit_le", "bits", BitsAllocated=12),
+    "no bits allocated": lambda t: _source(t, "explicit_le", "nobits", BitsAllocated=None),
+    "photometric junk": lambda t: _source(t, "rle", "photometric", PhotometricInterpretation="BANANA"),
+    "three samples of grey": lambda t: _source(t, "explicit_le", "samples", SamplesPerPixel=3),
+    "palette without tables": lambda t: _source(t, "explicit_le", "palette", PhotometricInterpretation="PALETTE COLOR"),
+    # values that run into the patient's name (a broken length does this): readers quote them
+    "frames the patient's name": lambda t: _poke(_source(t, "explicit_le", "frames", NumberOfFrames="1" * 16),
+                                                 b"1" * 16, NAME_BYTES + b" "),
+    "photometric the patient's name": lambda t: _source(t, "explicit_le", "photoname",
+                                                        PhotometricInterpretation=hostile.PATIENT_NAME[:16]),
+    "VR broken after the name": lambda t: _poke(_source(t, "explicit_le", "vr"), NAME_BYTES, b"\x01\x02", len(NAME_BYTES) + 5),
+    "name in place of a VR": lambda t: _poke(_source(t, "explicit_le", "namevr"), b"\x10\x00\x20\x00LO", NAME_BYTES[:2], 4),
+    "deflated stream garbled": lambda t: _poke(_source(t, "deflate", "garbled"), b"DICM", bytes(range(200)), 300),
+    "pixel length past the end": lambda t: _poke(_source(t, "explicit_le", "length"), b"\xe0\x7f\x10\x00OW\x00\x00",
+                                                 struct.pack("<L", 0x7FFFFFF0), 8),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore")
+def test_image_loader_messages_never_name_the_patient(tmp_path: Path) -> None:
+    messages = {}
+    for what, make in BROKEN.items():
+        folder = tmp_path / what.replace(" ", "-").replace("'", "")
+        folder.mkdir()
+        path = make(folder)
+        try:
+            load_image(path)
+        except SourceError as exc:  # anything else escaping is a bug
+            messages[what] = str(exc)
+    leaks = {what: m for what, m in messages.items() if any(word in m.lower() for word in FORBIDDEN)}
+    assert not leaks
+    assert len(messages) >= 18, sorted(set(BROKEN) - set(messages))  # the breaks really break
+    assert all("\n" not in m for m in messages.values())

@@ -765,10 +765,7 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
         kind = sniff(head, size)
         if kind is None:
             return empty_header("not_dicom")
-    try:
-        ts, media_class, start = _read_meta(head, size, kind)
-    except (_Malformed, _Truncated, struct.error):
-        ts = None  # pydicom reads the meta as it can
+    ts, media_class, start = _meta_or_none(head, size, kind)
     state = {"pixels": False}
 
     def stop(tag: Any, vr: Any, length: int) -> bool:
@@ -857,28 +854,49 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
     return out
 
 
+def _meta_or_none(head: bytes, size: int, kind: str) -> tuple[str | None, str | None, int]:
+    """`_read_meta`, or (None, None, 0) when the meta group is not as the walker expects it."""
+    try:
+        return _read_meta(head, size, kind)
+    except (_Malformed, _Truncated, struct.error):
+        return None, None, 0
+
+
+def read_deflated(path: str | os.PathLike[str], limit: int) -> tuple[bytearray, bool, str | None] | None:
+    """For a Deflated Explicit VR Little Endian file: (the first `limit` bytes at most of its
+    inflated dataset, whether they are all of it, its Media Storage SOP Class UID); None for any
+    other file. pydicom inflates such a dataset whole, whatever its size: read it this way first.
+    Raises OSError, and zlib.error for a corrupt stream."""
+    with open(path, "rb") as handle:
+        head = handle.read(_WINDOW)
+        size = os.fstat(handle.fileno()).st_size
+    kind = sniff(head, size)
+    ts, media_class, start = _meta_or_none(head, size, kind) if kind else (None, None, 0)
+    if ts != _DEFLATED:
+        return None
+    data, whole = _inflate_head(path, start, limit)
+    return data, whole, media_class
+
+
 def _deferred(ds: Any, tag: int) -> bool:
     """Whether pydicom left the value of `tag` unread (longer than its defer_size)."""
     raw = ds.get_item(tag, keep_deferred=True)
     return raw is not None and getattr(raw, "value", b"") is None and raw.length not in (0, _UNDEFINED)
 
 
-def _inflate_head(path: str | os.PathLike[str], start: int, limit: int) -> tuple[bytes, bool]:
+def _inflate_head(path: str | os.PathLike[str], start: int, limit: int) -> tuple[bytearray, bool]:
     """The first `limit` bytes (at most) of the deflated dataset at byte `start` of the file, and
     whether they are all of it. Raises zlib.error for a corrupt stream."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    parts: list[bytes] = []
-    n = 0
+    out = bytearray()
     with open(path, "rb") as handle:
         handle.seek(start)
-        while n < limit and not inflater.eof:
+        while len(out) < limit and not inflater.eof:
             data = inflater.unconsumed_tail or handle.read(1 << 16)
             if not data:
                 break  # the file ends before the stream: pydicom reports the truncation
-            chunk = inflater.decompress(data, limit - n)
-            parts.append(chunk)
-            n += len(chunk)
-    return b"".join(parts), inflater.eof or n < limit
+            out += inflater.decompress(data, limit - len(out))
+    return out, inflater.eof or len(out) < limit
 
 
 def _as_text(value: Any) -> str:
