@@ -79,8 +79,11 @@ def load_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
 
     frame: which frame of a multi-frame DICOM (or multi-page raster) to return, from 0;
         default the middle one (index F // 2).
-    Raises `SourceError` (one line naming the file) for a missing file, a file that is not an
-    image (e.g. a DICOM structured report), or pixel data that no decoder can read.
+    Raises `SourceError` (one line naming the file, never a patient identifier) for a missing
+    file, a file that is not an image (e.g. a DICOM structured report), pixel data that no decoder
+    can read, or a file beyond the caps: a header the index's reader refuses (a deflate bomb, an
+    absurd length), a frame over `MAX_FRAME_BYTES` decoded, pixel data far larger than the image
+    needs. It reads the header values and the pixels, never a whole file for a small image.
     """
     p = Path(path)
     try:

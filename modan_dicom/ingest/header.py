@@ -19,6 +19,11 @@ A file is an `error` ("truncated: ...") when it ends inside an element, before t
 an Image Pixel module, or inside native or encapsulated pixel data. (A deflated file cut inside
 its pixel data is not detected: that would take inflating the pixels.)
 
+Hostile files cost little: a deflated dataset is inflated in a sliding window and at most
+`MAX_INFLATED_HEADER` bytes of it before its pixel data; no text value longer than
+`MAX_VALUE_BYTES` is read. A file beyond a cap (a deflate bomb, an absurd length), or one that
+runs out of memory, is an `error` ("too large: ..."). The pydicom fallback keeps the same caps.
+
 Returned dict (DICOM keywords for raw values; absent values are None)::
 
     kind             "dicom" | "not_dicom" | "error"
@@ -748,7 +753,9 @@ def tail_is_whole(path: str | os.PathLike[str], tail: tuple[int, bytes]) -> bool
 def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
     """The same dict as `read_header`, through pydicom's `read_partial` (slower, more tolerant).
 
-    Used for deflated datasets and anything the fast walker rejects; tests compare the two.
+    Used for anything the fast walker rejects; tests compare the two. A deflated dataset is
+    inflated here (at most `MAX_INFLATED_HEADER` bytes: pydicom would inflate it whole), values
+    longer than `MAX_VALUE_BYTES` are left unread (pydicom's defer_size) and make the file an error.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.filebase import DicomBytesIO
