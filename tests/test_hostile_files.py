@@ -38,6 +38,17 @@ def _peak(fn, *args):
         tracemalloc.stop()
 
 
+def _peak_raising(fn, path: Path) -> int:
+    """Peak bytes Python allocated while `fn(path)` raised SourceError."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceError):
+            fn(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 # ---- the header reader --------------------------------------------------------------------------
 
 
@@ -84,11 +95,11 @@ def test_huge_text_value_in_a_plain_file_is_never_read(tmp_path: Path) -> None:
 def test_pydicom_fallback_is_capped_too(tmp_path: Path) -> None:
     # The reference reader (used for files the walker rejects) inflated the whole dataset at once.
     bomb = hostile.deflate_bomb(tmp_path / "bomb.dcm", 128 * MIB)
-    got, seconds, peak = _peak(read_header_pydicom, bomb)
+    got, _, peak = _peak(read_header_pydicom, bomb)
     assert got["kind"] == "error" and got["error"].startswith("too large: deflated header larger than")
     assert peak < 3 * MAX_INFLATED_HEADER
     huge = hostile.huge_text_value(tmp_path / "huge.dcm", 256 * MIB)
-    got, seconds, peak = _peak(read_header_pydicom, huge)
+    got, _, peak = _peak(read_header_pydicom, huge)
     assert got["kind"] == "error" and "a text value of 268,435,456 bytes" in got["error"]
     assert peak < 4 * MIB
     text = hostile.deflated_text_bomb(tmp_path / "text.dcm", 8 * MIB)  # under the inflation cap
@@ -175,18 +186,8 @@ def test_load_image_refuses_pixels_far_beyond_the_image(tmp_path: Path, make, re
     with pytest.raises(SourceError) as info:
         load_image(path)
     assert reason in str(info.value) and time.perf_counter() - start < 5
-    assert peak_of(load_image, path) < 3 * MAX_INFLATED_HEADER
+    assert _peak_raising(load_image, path) < 3 * MAX_INFLATED_HEADER
 
-
-def peak_of(fn, path: Path) -> int:
-    """Peak bytes Python allocated while `fn(path)` raised SourceError."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(SourceError):
-            fn(path)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 # ---- no identifier in any message of the image loader -------------------------------------------
@@ -245,7 +246,8 @@ def _poke(path: Path, find: bytes, replace: bytes, after: int = 0) -> Path:
     return path
 
 
-J2K, RLE, JPEG_LS, JPEG = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.50"
+J2K, RLE = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"
+JPEG_LS, JPEG = "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.50"
 NAME_BYTES = hostile.PATIENT_NAME.encode()
 BROKEN = {
     "native cut in the header": lambda t: _cut(_source(t, "explicit_le"), 0.1),
@@ -259,7 +261,8 @@ BROKEN = {
     "RLE labelled native": lambda t: _relabel(_source(t, "rle"), hostile.ExplicitVRLittleEndian),
     "JPEG 2000 labelled JPEG-LS": lambda t: _relabel(_source(t, "j2k_lossless"), JPEG_LS),
     "JPEG-LS labelled JPEG baseline": lambda t: _relabel(_source(t, "jpegls_lossless"), JPEG),
-    "JPEG 2000 codestream garbled": lambda t: _poke(_source(t, "j2k_lossless"), b"\xff\x4f\xff\x51", bytes(range(7, 250)), 40),
+    "JPEG 2000 codestream garbled": lambda t: _poke(_source(t, "j2k_lossless"), b"\xff\x4f\xff\x51",
+                                                    bytes(range(7, 250)), 40),
     "more rows than pixels": lambda t: _source(t, "explicit_le", "rows", Rows=64),
     "12 bits allocated": lambda t: _source(t, "explicit_le", "bits", BitsAllocated=12),
     "no bits allocated": lambda t: _source(t, "explicit_le", "nobits", BitsAllocated=None),
@@ -271,8 +274,10 @@ BROKEN = {
                                                  b"1" * 16, NAME_BYTES + b" "),
     "photometric the patient's name": lambda t: _source(t, "explicit_le", "photoname",
                                                         PhotometricInterpretation=hostile.PATIENT_NAME[:16]),
-    "VR broken after the name": lambda t: _poke(_source(t, "explicit_le", "vr"), NAME_BYTES, b"\x01\x02", len(NAME_BYTES) + 5),
-    "name in place of a VR": lambda t: _poke(_source(t, "explicit_le", "namevr"), b"\x10\x00\x20\x00LO", NAME_BYTES[:2], 4),
+    "VR broken after the name": lambda t: _poke(_source(t, "explicit_le", "vr"), NAME_BYTES, b"\x01\x02",
+                                                len(NAME_BYTES) + 5),
+    "name in place of a VR": lambda t: _poke(_source(t, "explicit_le", "namevr"), b"\x10\x00\x20\x00LO",
+                                             NAME_BYTES[:2], 4),
     "deflated stream garbled": lambda t: _poke(_source(t, "deflate", "garbled"), b"DICM", bytes(range(200)), 300),
     "pixel length past the end": lambda t: _poke(_source(t, "explicit_le", "length"), b"\xe0\x7f\x10\x00OW\x00\x00",
                                                  struct.pack("<L", 0x7FFFFFF0), 8),
