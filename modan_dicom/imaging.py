@@ -111,6 +111,8 @@ def load_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
 
 
 def _load_dicom(path: Path, frame: int | None, *, force: bool) -> np.ndarray:
+    from pydicom.uid import UID
+
     from .ingest.header import read_header
 
     # The index's header reader first: bounded in time and memory whatever the file holds (a file
@@ -120,6 +122,12 @@ def _load_dicom(path: Path, frame: int | None, *, force: bool) -> np.ndarray:
         raise SourceError(f"{path}: not a DICOM or image file")
     if header["kind"] == "error":
         raise SourceError(f"{path}: unreadable DICOM ({_scrub(header['error'], header)})")
+    if not header["image"]:  # pydicom is not asked: it would read a file of zeros for minutes
+        if force and not any(header[k] for k in ("SOPClassUID", "Modality", "StudyInstanceUID", "Rows")):
+            raise SourceError(f"{path}: not a DICOM or image file")
+        sop = header["SOPClassUID"]
+        kind = f" ({UID(sop).name})" if sop else ""
+        raise SourceError(f"{path}: DICOM object without pixel data{kind}")
     ds = _read_dataset(path, force, header)
 
     if not any(k in ds for k in _PIXEL_KEYWORDS):
@@ -149,12 +157,22 @@ def _read_dataset(path: Path, force: bool, header: dict[str, Any]) -> Any:
     """The data set of `path`, its values longer than `_DEFER_BYTES` left in the file until used
     (a 2 GB private element before a small image is never read); a deflated one inflated only
     as far as its pixels need."""
-    import pydicom
+    from pydicom.filereader import read_partial
+
+    seen = [False]
+
+    def after_pixels(tag: Any, vr: Any, length: int) -> bool:
+        """Stop at the element after the pixel data (trailing padding, or gigabytes of zeros)."""
+        if seen[0]:
+            return True
+        seen[0] = int(tag) in _PIXEL_TAGS
+        return False
 
     try:
         if header["TransferSyntaxUID"] == DeflatedExplicitVRLittleEndian:
             return _read_deflated(path, header)
-        return pydicom.dcmread(path, force=force, defer_size=_DEFER_BYTES)
+        with open(path, "rb") as handle:  # pydicom.dcmread, stopping after the pixels
+            return read_partial(handle, stop_when=after_pixels, defer_size=_DEFER_BYTES, force=force)
     except SourceError:
         raise
     except Exception as exc:  # corrupt files raise anything from EOFError to ValueError

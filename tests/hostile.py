@@ -159,6 +159,22 @@ def huge_dimensions(path: Path, rows: int = 65535, columns: int = 65535) -> Path
     return write_plain(path, [*(elements[t] for t in sorted(elements)), pixel_element()])
 
 
+def image_then_zeros(path: Path, size: int) -> Path:
+    """A native 4x4 image followed by (sparse) zeros up to `size` bytes."""
+    write_plain(path, dataset({}))
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+    return path
+
+
+def meta_then_zeros(path: Path, size: int, transfer_syntax: str | None = ExplicitVRLittleEndian) -> Path:
+    """A file meta group (None: only the preamble and "DICM") followed by (sparse) zeros up to `size` bytes."""
+    with open(path, "wb") as handle:
+        handle.write(meta(transfer_syntax) if transfer_syntax else b"\0" * 128 + b"DICM")
+        handle.truncate(size)
+    return path
+
+
 def zeros(path: Path, size: int) -> Path:
     """A sparse file of `size` zero bytes."""
     with open(path, "wb") as handle:

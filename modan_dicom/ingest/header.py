@@ -498,6 +498,9 @@ class _Walker:
                 src.reach(pos, 12)
                 if pos >= src.size:
                     break  # the end of the dataset
+                zeros, z = src.at(pos, min(8, src.size - pos))
+                if not any(zeros[z:z + 8]):
+                    break  # zero bytes where an element should be: padding, or a file of zeros
                 tag, _, length, vpos = self.header(pos)
                 key = (tag & 0xFFFF) << 16 | tag >> 16 if little else tag
                 buf, base = src.buf, src.base
