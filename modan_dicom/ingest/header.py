@@ -498,10 +498,15 @@ class _Walker:
                 src.reach(pos, 12)
                 if pos >= src.size:
                     break  # the end of the dataset
-                zeros, z = src.at(pos, min(8, src.size - pos))
-                if not any(zeros[z:z + 8]):
+                try:
+                    tag, _, length, vpos = self.header(pos)
+                except _Malformed:  # an invalid VR: zero bytes (explicit VR) are taken as below
+                    zeros, z = src.at(pos, 8)
+                    if any(zeros[z:z + 8]):
+                        raise
+                    break
+                if not (tag or length):
                     break  # zero bytes where an element should be: padding, or a file of zeros
-                tag, _, length, vpos = self.header(pos)
                 key = (tag & 0xFFFF) << 16 | tag >> 16 if little else tag
                 buf, base = src.buf, src.base
             wanted = attention.get(key)
