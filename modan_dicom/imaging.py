@@ -318,6 +318,8 @@ def _decode_with_fallback(path: Path, ds: Any, index: int, pydicom_error: Except
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
+    from .ingest.header import is_deferred
+
     ts = ds.file_meta.get("TransferSyntaxUID")
     name = getattr(ts, "name", ts) or "unknown transfer syntax"
     if ts is not None and not ts.is_compressed:
@@ -329,7 +331,7 @@ def _decode_with_fallback(path: Path, ds: Any, index: int, pydicom_error: Except
     tags = {ds.data_element(keyword).tag for keyword in drop if keyword in ds}
     changed = monochrome1 or bool(tags)
     # values left in the file (`_DEFER_BYTES`), the pixels apart, are not copied: never read
-    tags |= {tag for tag in ds.keys() if tag not in _PIXEL_TAGS and _is_deferred(ds, tag)}
+    tags |= {tag for tag in ds.keys() if tag not in _PIXEL_TAGS and is_deferred(ds, tag)}
     neutral = Dataset({tag: elem for tag, elem in ds.items() if tag not in tags})  # ds stays intact
     neutral.file_meta = ds.file_meta
     neutral.preamble = b"\0" * 128
@@ -350,11 +352,6 @@ def _decode_with_fallback(path: Path, ds: Any, index: int, pydicom_error: Except
     finally:
         if tmp is not None:
             os.unlink(tmp)
-
-
-def _is_deferred(ds: Any, tag: int) -> bool:
-    elem = ds.get_item(tag, keep_deferred=True)
-    return getattr(elem, "is_raw", False) and elem.value is None and elem.length not in (0, _UNDEFINED)
 
 
 def decode_with_simpleitk(path: str | os.PathLike[str], index: int = 0) -> np.ndarray:

@@ -817,7 +817,7 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
         return empty_header("error", f"too large: deflated header larger than {MAX_INFLATED_HEADER >> 20} MiB")
     # values longer than MAX_VALUE_BYTES were deferred (not read): never read them (here they
     # are mostly a corrupt element read as implicit VR, its "length" taken from other bytes)
-    deferred = next((t for t in _WANTED if t in ds and _deferred(ds, t)), None)
+    deferred = next((t for t in _WANTED if t in ds and is_deferred(ds, t)), None)
     if deferred is not None:
         length = ds.get_item(deferred, keep_deferred=True).length
         return empty_header("error", f"unreadable DICOM value: a text value of {length:,} bytes "
@@ -893,10 +893,11 @@ def read_deflated(path: str | os.PathLike[str], limit: int) -> tuple[bytearray, 
     return data, whole, media_class
 
 
-def _deferred(ds: Any, tag: int) -> bool:
-    """Whether pydicom left the value of `tag` unread (longer than its defer_size)."""
+def is_deferred(ds: Any, tag: int) -> bool:
+    """Whether pydicom left the value of `tag` in `ds` unread (longer than its defer_size)."""
     raw = ds.get_item(tag, keep_deferred=True)
-    return raw is not None and getattr(raw, "value", b"") is None and raw.length not in (0, _UNDEFINED)
+    return (getattr(raw, "is_raw", False) and raw.value is None  # a DataElement: read (or empty)
+            and raw.length not in (0, _UNDEFINED))
 
 
 def _inflate_head(path: str | os.PathLike[str], start: int, limit: int) -> tuple[bytearray, bool]:
