@@ -26,6 +26,24 @@ import numpy as np
 
 from .errors import SourceError
 
+# Caps on what one image may cost (hostile input): beyond them load_image raises SourceError.
+MAX_FRAME_BYTES = 1 << 30  # decoded bytes of one frame; of all frames for a deflated data set
+_PIXEL_EXCESS, _PIXEL_SLACK = 2, 1 << 20  # stored pixels may be 2x + 1 MiB what the frames need
+_DEFER_BYTES = 1 << 20  # header values longer than this stay in the file until used
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+_UNDEFINED = 0xFFFFFFFF
+DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian = "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.1"
+
+# what error messages never carry (`_scrub`): the file's identifiers, and any value quoted
+_IDENTIFYING = (
+    "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "OtherPatientNames",
+    "PatientAddress", "PatientMotherBirthName", "AccessionNumber", "StudyID", "InstitutionName",
+    "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
+)
+_QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+
 # Rec. 601 luma, the weights of the YCbCr transform DICOM's YBR_FULL uses
 LUMA = (0.299, 0.587, 0.114)
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
@@ -61,8 +79,11 @@ def load_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
 
     frame: which frame of a multi-frame DICOM (or multi-page raster) to return, from 0;
         default the middle one (index F // 2).
-    Raises `SourceError` (one line naming the file) for a missing file, a file that is not an
-    image (e.g. a DICOM structured report), or pixel data that no decoder can read.
+    Raises `SourceError` (one line naming the file, never a patient identifier) for a missing
+    file, a file that is not an image (e.g. a DICOM structured report), pixel data that no decoder
+    can read, or a file beyond the caps: a header the index's reader refuses (a deflate bomb, an
+    absurd length), a frame over `MAX_FRAME_BYTES` decoded, pixel data far larger than the image
+    needs. It reads the header values and the pixels, never a whole file for a small image.
     """
     p = Path(path)
     try:
@@ -90,16 +111,26 @@ def load_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
 
 
 def _load_dicom(path: Path, frame: int | None, *, force: bool) -> np.ndarray:
-    import pydicom
+    from pydicom.uid import UID
 
-    try:
-        ds = pydicom.dcmread(path, force=force)
-    except Exception as exc:  # corrupt files raise anything from EOFError to ValueError
-        if force:
-            raise SourceError(f"{path}: not a DICOM or image file") from exc
-        raise SourceError(f"{path}: unreadable DICOM ({_one_line(exc)})") from exc
+    from .ingest.header import read_header
 
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+    # The index's header reader first: bounded in time and memory whatever the file holds (a file
+    # of zeros, a deflate bomb, an absurd length), where pydicom reads everything it is given.
+    header = read_header(path)
+    if header["kind"] == "not_dicom":
+        raise SourceError(f"{path}: not a DICOM or image file")
+    if header["kind"] == "error":
+        raise SourceError(f"{path}: unreadable DICOM ({_scrub(header['error'], header)})")
+    if not header["image"]:  # pydicom is not asked: it would read a file of zeros for minutes
+        if force and not any(header[k] for k in ("SOPClassUID", "Modality", "StudyInstanceUID", "Rows")):
+            raise SourceError(f"{path}: not a DICOM or image file")
+        sop = header["SOPClassUID"]
+        kind = f" ({UID(sop).name})" if sop else ""
+        raise SourceError(f"{path}: DICOM object without pixel data{kind}")
+    ds = _read_dataset(path, force, header)
+
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
         if force and not _plausible(ds):
             raise SourceError(f"{path}: not a DICOM or image file")
         if "Rows" in ds and "Columns" in ds:  # pydicom drops a Pixel Data cut off by the file's end
@@ -109,13 +140,125 @@ def _load_dicom(path: Path, frame: int | None, *, force: bool) -> np.ndarray:
         raise SourceError(f"{path}: DICOM object without pixel data{kind}")
 
     index, n_frames = _frame_index(path, ds, frame)
+    _check_pixel_size(path, ds, n_frames)
     if "TransferSyntaxUID" not in ds.get("file_meta", {}):
         _guess_transfer_syntax(ds)
     try:
         arr = _decode_pydicom(ds, index if n_frames > 1 else None)
     except Exception as exc:
         arr = _decode_with_fallback(path, ds, index, exc)
-    return _to_grey(ds, arr, index)
+    try:
+        return _to_grey(ds, arr, index)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:  # e.g. no palette tables
+        raise SourceError(f"{path}: cannot display the pixel values ({_one_line(exc, ids=ds)})") from exc
+
+
+def _read_dataset(path: Path, force: bool, header: dict[str, Any]) -> Any:
+    """The data set of `path`, its values longer than `_DEFER_BYTES` left in the file until used
+    (a 2 GB private element before a small image is never read); a deflated one inflated only
+    as far as its pixels need."""
+    from pydicom.filereader import read_partial
+
+    seen = [False]
+
+    def after_pixels(tag: Any, vr: Any, length: int) -> bool:
+        """Stop at the element after the pixel data (trailing padding, or gigabytes of zeros)."""
+        if seen[0]:
+            return True
+        seen[0] = int(tag) in _PIXEL_TAGS
+        return False
+
+    try:
+        if header["TransferSyntaxUID"] == DeflatedExplicitVRLittleEndian:
+            return _read_deflated(path, header)
+        with open(path, "rb") as handle:  # pydicom.dcmread, stopping after the pixels
+            return read_partial(handle, stop_when=after_pixels, defer_size=_DEFER_BYTES, force=force)
+    except SourceError:
+        raise
+    except Exception as exc:  # corrupt files raise anything from EOFError to ValueError
+        if force:
+            raise SourceError(f"{path}: not a DICOM or image file") from exc
+        raise SourceError(f"{path}: unreadable DICOM ({_one_line(exc, ids=header)})") from exc
+
+
+def _read_deflated(path: Path, header: dict[str, Any]) -> Any:
+    """A deflated data set, inflated in memory (pydicom would inflate all there is): first its
+    header (at most MAX_INFLATED_HEADER bytes), then as far as its pixels need, at most
+    `MAX_FRAME_BYTES` of pixels in all (every frame before the one asked for is inflated too)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    from .ingest.header import MAX_INFLATED_HEADER, read_deflated
+
+    def parse(data: bytes, stop: bool) -> Any:
+        def at_pixels(tag: Any, vr: Any, length: int) -> bool:
+            return stop and int(tag) in _PIXEL_TAGS
+
+        return read_dataset(DicomBytesIO(data), False, True, stop_when=at_pixels)
+
+    found = read_deflated(path, MAX_INFLATED_HEADER)
+    if found is None:
+        raise SourceError(f"{path}: unreadable DICOM (deflated data set without its file meta)")
+    data, whole, media_class = found
+    if not whole:
+        head = parse(data, stop=True)
+        n_frames = max(1, _first_int(head.get("NumberOfFrames")) or 1)
+        needed = _frame_bytes(path, head) * n_frames
+        del data, head, found
+        if needed > MAX_FRAME_BYTES:
+            raise SourceError(f"{path}: deflated pixel data too large ({needed:,} bytes inflated; "
+                              f"the limit is {MAX_FRAME_BYTES >> 20} MiB)")
+        data, whole, _ = read_deflated(path, MAX_INFLATED_HEADER + _PIXEL_EXCESS * needed + _PIXEL_SLACK)
+        if not whole:
+            raise SourceError(f"{path}: deflated data set far larger than its pixels need "
+                              f"({needed:,} bytes)")
+    ds = parse(data, stop=False)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # the data set is inflated now
+    if media_class:
+        ds.file_meta.MediaStorageSOPClassUID = media_class
+    return ds
+
+
+def _first_int(value: Any) -> int | None:
+    number = _first_number(value)
+    return int(number) if number is not None else None
+
+
+def _frame_bytes(path: Path, ds: Any) -> int:
+    """Decoded bytes of one frame (Rows x Columns x Samples per Pixel x Bits Allocated / 8), 0 when
+    the header lacks them; raises SourceError above `MAX_FRAME_BYTES`."""
+    rows, columns = _first_int(ds.get("Rows")) or 0, _first_int(ds.get("Columns")) or 0
+    samples, bits = _first_int(ds.get("SamplesPerPixel")) or 1, _first_int(ds.get("BitsAllocated")) or 0
+    size = -(-rows * columns * max(samples, 1) * max(bits, 0) // 8)
+    if size > MAX_FRAME_BYTES:
+        raise SourceError(f"{path}: image too large ({rows} x {columns}, {samples} sample(s) of {bits} bits: "
+                          f"{size:,} bytes a frame; the limit is {MAX_FRAME_BYTES >> 20} MiB)")
+    return size
+
+
+def _check_pixel_size(path: Path, ds: Any, n_frames: int) -> None:
+    """Refuse a frame over `MAX_FRAME_BYTES`, and stored pixel data far larger than the image needs
+    (more than `_PIXEL_EXCESS` times, plus `_PIXEL_SLACK`), before any of it is read."""
+    needed = _frame_bytes(path, ds) * n_frames
+    if not needed:
+        return  # pydicom names what is missing
+    keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
+    elem = ds.get_item(keyword, keep_deferred=True)
+    length = getattr(elem, "length", None)
+    if length is None:  # already read
+        value = elem.value
+        length = len(value) if isinstance(value, (bytes, bytearray)) else 0
+    if length == _UNDEFINED:  # encapsulated: its fragments run to about the end of the file
+        start = getattr(elem, "value_tell", None) or getattr(elem, "file_tell", None)
+        try:
+            length = os.path.getsize(path) - start if start else 0
+        except OSError:
+            length = 0
+    if length > _PIXEL_EXCESS * needed + _PIXEL_SLACK:
+        raise SourceError(f"{path}: pixel data of {length:,} bytes, far more than the image needs "
+                          f"({needed:,} bytes)")
 
 
 def _plausible(ds: Any) -> bool:
@@ -175,16 +318,20 @@ def _decode_with_fallback(path: Path, ds: Any, index: int, pydicom_error: Except
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
+    from .ingest.header import is_deferred
+
     ts = ds.file_meta.get("TransferSyntaxUID")
     name = getattr(ts, "name", ts) or "unknown transfer syntax"
     if ts is not None and not ts.is_compressed:
         # pydicom reads every native encoding: its failure (e.g. too few bytes) is the answer
-        raise SourceError(f"{path}: cannot decode pixel data ({name}): {_one_line(pydicom_error)}")
+        raise SourceError(f"{path}: cannot decode pixel data ({name}): {_one_line(pydicom_error, ids=ds)}")
 
     drop = {"RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence"}
     monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
     tags = {ds.data_element(keyword).tag for keyword in drop if keyword in ds}
     changed = monochrome1 or bool(tags)
+    # values left in the file (`_DEFER_BYTES`), the pixels apart, are not copied: never read
+    tags |= {tag for tag in ds.keys() if tag not in _PIXEL_TAGS and is_deferred(ds, tag)}
     neutral = Dataset({tag: elem for tag, elem in ds.items() if tag not in tags})  # ds stays intact
     neutral.file_meta = ds.file_meta
     neutral.preamble = b"\0" * 128
@@ -199,8 +346,8 @@ def _decode_with_fallback(path: Path, ds: Any, index: int, pydicom_error: Except
         return decode_with_simpleitk(tmp or path, index)
     except Exception as exc:
         raise SourceError(
-            f"{path}: cannot decode pixel data ({name}): {_one_line(pydicom_error, 160)}; "
-            f"SimpleITK: {_one_line(exc, 120)}"
+            f"{path}: cannot decode pixel data ({name}): {_one_line(pydicom_error, 160, ds)}; "
+            f"SimpleITK: {_one_line(exc, 120, ds)}"
         ) from exc
     finally:
         if tmp is not None:
@@ -399,11 +546,61 @@ def _first_number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
+def _one_line(exc: BaseException, limit: int = 200, ids: Any = None) -> str:
+    """A decoder's or reader's message on one line, without any value it quotes or any of the
+    file's identifiers (`_scrub`)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if "ITK ERROR:" in text:  # drop ITK's source location and object address
         text = re.sub(r"^\w+\(0x[0-9a-f]+\):\s*", "", text.split("ITK ERROR:")[-1].strip())
+    text = _scrub(text, ids)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _scrub(text: str, ids: Any = None) -> str:
+    """`text` without quoted values ('...', "...", b'...': readers quote the values they cannot
+    parse) and without the identifiers of `ids` (a data set or a header dict) wherever they occur."""
+    text = _QUOTED.sub(_unless_a_name, text)
+    values: set[str] = set()
+    for keyword in _IDENTIFYING if ids is not None else ():
+        try:
+            value = ids.get(keyword) if isinstance(ids, dict) else _raw_text(ids, keyword)
+        except Exception:  # noqa: BLE001 - a value pydicom cannot convert: its raw bytes were tried
+            continue
+        if value:
+            value = str(value)
+            values.add(value)
+            values.update(part for part in re.split(r"[\^\\= ]+", value) if len(part) >= 3)
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 3:
+            text = re.sub(re.escape(value), "...", text, flags=re.IGNORECASE)
+    return text
+
+
+def _unless_a_name(quoted: re.Match[str]) -> str:
+    """A quoted DICOM attribute name or keyword stays (it says which element); any other value goes."""
+    from pydicom.datadict import DicomDictionary, keyword_dict
+
+    global _NAMES
+    if _NAMES is None:
+        _NAMES = frozenset(keyword_dict) | frozenset(entry[2] for entry in DicomDictionary.values())
+    inner = quoted.group(0).lstrip("b")[1:-1]
+    return quoted.group(0) if inner in _NAMES else "'...'"
+
+
+_NAMES: frozenset[str] | None = None
+
+
+def _raw_text(ds: Any, keyword: str) -> str | None:
+    """The text of element `keyword` as stored (no conversion that could fail), or None."""
+    from pydicom.datadict import tag_for_keyword
+
+    elem = ds.get_item(tag_for_keyword(keyword), keep_deferred=True) if keyword in ds else None
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \0")
+    return str(value) if value is not None else None
 
 
 # -------------------------------------------------------------------------------------- rasters

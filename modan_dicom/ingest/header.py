@@ -19,6 +19,11 @@ A file is an `error` ("truncated: ...") when it ends inside an element, before t
 an Image Pixel module, or inside native or encapsulated pixel data. (A deflated file cut inside
 its pixel data is not detected: that would take inflating the pixels.)
 
+Hostile files cost little: a deflated dataset is inflated in a sliding window and at most
+`MAX_INFLATED_HEADER` bytes of it before its pixel data; no text value longer than
+`MAX_VALUE_BYTES` is read. A file beyond a cap (a deflate bomb, an absurd length), or one that
+runs out of memory, is an `error` ("too large: ..."). The pydicom fallback keeps the same caps.
+
 Returned dict (DICOM keywords for raw values; absent values are None)::
 
     kind             "dicom" | "not_dicom" | "error"
@@ -104,6 +109,10 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"  # the whole dataset is deflated (raw DEFLA
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")  # no text VR holds these (ESC, TAB, LF, FF, CR may occur)
 _WINDOW = 8192  # bytes read per pread; most headers fit in one
+# Caps on what one file may cost (hostile input): beyond them the file is an "error" row.
+MAX_INFLATED_HEADER = 16 << 20  # bytes of a deflated dataset inflated to reach its pixel data
+MAX_VALUE_BYTES = 64 << 10  # the longest text value read (LO holds 64 characters, a UID 64 bytes)
+_INFLATE_CHUNK = 1 << 20  # bytes inflated per call while stepping over an element
 HEADER_WINDOW = _WINDOW  # what read_header reads first (the index prefetches that much on a cold disk)
 _FAST_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO 2022 IR 6": "latin-1",
                 "ISO_IR 100": "latin-1", "ISO 2022 IR 100": "latin-1", "ISO_IR 192": "utf-8"}
@@ -118,6 +127,10 @@ class _Truncated(Exception):
 
 class _Malformed(Exception):
     """The bytes do not follow the DICOM encoding the walker expects (pydicom gets a try)."""
+
+
+class _TooLarge(Exception):
+    """A value or a deflated header beyond the caps below: the file is an error row (its reason)."""
 
 
 _EMPTY: dict[str, Any] = {**dict.fromkeys(RAW_KEYWORDS), "kind": None, "error": None, "image": None,
@@ -190,16 +203,20 @@ class _Bytes:
             raise _Truncated
         return self.buf, 0
 
-    def reach(self, offset: int) -> None:
-        """Make the bytes up to `offset` available if the file has them (see `_Inflated`)."""
+    def reach(self, offset: int, n: int) -> None:
+        """Make the bytes [offset, offset + n) available if the file has them (see `_Inflated`)."""
 
 
 class _Inflated(_Bytes):
     """The dataset of a deflated file, read and inflated on demand as the walker advances.
 
-    Its `size` is unknown (sys.maxsize) until the DEFLATE stream ends. The walker stops at the
-    pixel data, so the pixels are never inflated: a deflated file cut inside its pixel data is
-    therefore not detected (a cut inside the header is).
+    Its `size` is unknown (sys.maxsize) until the DEFLATE stream ends. Only a window is held:
+    the bytes before the offset last asked for are dropped (the walker only moves forward; a
+    request behind the window is `_Malformed`), and elements stepped over are inflated and thrown
+    away. Asking for bytes past `MAX_INFLATED_HEADER` raises `_TooLarge`: a deflate bomb costs
+    at most that much inflating. The walker stops at the pixel data, so the pixels are never
+    inflated: a deflated file cut inside its pixel data is therefore not detected (a cut inside
+    the header is).
     """
 
     __slots__ = ("inflater", "pending", "next_in", "file_size", "_fd")
@@ -209,29 +226,60 @@ class _Inflated(_Bytes):
         self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         self.pending, self.next_in, self.file_size = b"", start, file_size
         self._fd = fd
-        self.reach(_WINDOW)
+        self.reach(0, _WINDOW)
 
-    def reach(self, offset: int) -> None:
-        while len(self.buf) < offset and self.size == sys.maxsize:
+    def _inflate(self, n: int) -> bytes:
+        """Up to `n` more bytes of the dataset; b"" at the end of the stream (then `size` is set)."""
+        while True:
             if not self.pending and self.next_in < self.file_size:
                 self.pending = os.pread(self._fd, _WINDOW, self.next_in)
                 self.next_in += len(self.pending)
             try:
-                chunk = self.inflater.decompress(self.pending, max(offset - len(self.buf), _WINDOW))
+                chunk = self.inflater.decompress(self.pending, n)
             except zlib.error as exc:
                 raise _Truncated from exc
             self.pending = self.inflater.unconsumed_tail
-            self.buf += chunk
-            if self.inflater.eof:
-                self.size = len(self.buf)
-            elif not chunk and not self.pending and self.next_in >= self.file_size:
+            if chunk or self.inflater.eof:
+                return chunk
+            if not self.pending and self.next_in >= self.file_size:
                 raise _Truncated  # the compressed data ends before the stream does
 
+    def reach(self, offset: int, n: int) -> None:
+        end = offset + n
+        buf, base = self.buf, self.base
+        have = base + len(buf)
+        if end <= have or self.size != sys.maxsize:
+            return
+        if offset < base:
+            raise _Malformed("a deflated dataset read backwards")
+        if end > MAX_INFLATED_HEADER:
+            raise _TooLarge(f"deflated header larger than {MAX_INFLATED_HEADER >> 20} MiB")
+        kept = [buf[offset - base:]] if offset < have else []
+        while have < end:
+            skipping = have < offset  # stepping over bytes no one asks for: inflated and dropped
+            chunk = self._inflate(min(_INFLATE_CHUNK, max(_WINDOW, (offset if skipping else end) - have)))
+            if not chunk:
+                self.size = have
+                break
+            if skipping:
+                if have + len(chunk) > offset:
+                    kept.append(chunk[offset - have:])
+            else:
+                kept.append(chunk)
+            have += len(chunk)
+        self.buf = kept[0] if len(kept) == 1 else b"".join(kept)
+        self.base = min(offset, have)
+
     def at(self, offset: int, n: int) -> tuple[bytes, int]:
-        self.reach(offset + n)
-        if offset + n > len(self.buf):
-            raise _Truncated
-        return self.buf, offset
+        rel = offset - self.base
+        if rel < 0:
+            raise _Malformed("a deflated dataset read backwards")
+        if rel + n > len(self.buf):
+            self.reach(offset, n)
+            rel = offset - self.base
+            if rel + n > len(self.buf):
+                raise _Truncated
+        return self.buf, rel
 
 
 class _Walker:
@@ -319,6 +367,8 @@ class _Walker:
         return codes, pos
 
     def text(self, pos: int, length: int) -> str:
+        if length > MAX_VALUE_BYTES:
+            raise _TooLarge(f"a text value of {length:,} bytes (more than {MAX_VALUE_BYTES >> 10} KiB)")
         src = self.src
         rel = pos - src.base
         if rel >= 0 and rel + length <= len(src.buf):
@@ -445,10 +495,18 @@ class _Walker:
                         raise _Malformed(f"invalid VR {vr!r} at byte {pos}")
                     vpos = pos + h
             else:
-                src.reach(pos + 12)
+                src.reach(pos, 12)
                 if pos >= src.size:
                     break  # the end of the dataset
-                tag, _, length, vpos = self.header(pos)
+                try:
+                    tag, _, length, vpos = self.header(pos)
+                except _Malformed:  # an invalid VR: zero bytes (explicit VR) are taken as below
+                    zeros, z = src.at(pos, 8)
+                    if any(zeros[z:z + 8]):
+                        raise
+                    break
+                if not (tag or length):
+                    break  # zero bytes where an element should be: padding, or a file of zeros
                 key = (tag & 0xFFFF) << 16 | tag >> 16 if little else tag
                 buf, base = src.buf, src.base
             wanted = attention.get(key)
@@ -561,12 +619,12 @@ _META_LONG = struct.Struct("<L").unpack_from
 _TS_TAG, _MEDIA_CLASS_TAG = _TAG["TransferSyntaxUID"], _TAG["MediaStorageSOPClassUID"]
 
 
-def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any], defer: bool = False) -> None:
-    src = _Bytes(fd, size, head)
+def _read_meta(head: bytes, size: int, kind: str) -> tuple[str | None, str | None, int]:
+    """(Transfer Syntax UID, Media Storage SOP Class UID, position of the dataset) from the file
+    meta information: explicit VR little endian, group 0x0002, within the first window `head`."""
     pos = 132 if kind == "preamble" else 0
     ts: str | None = None
     media_class: str | None = None
-    # File meta information: explicit VR little endian, group 0x0002, within the first window.
     last = len(head) - 12
     hdr_get = _VR_HEADER.get
     while pos + 8 <= size:
@@ -595,6 +653,12 @@ def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any], defe
             else:
                 media_class = value
         pos = vpos + length
+    return ts, media_class, pos
+
+
+def _parse(fd: int, size: int, head: bytes, kind: str, out: dict[str, Any], defer: bool = False) -> None:
+    src = _Bytes(fd, size, head)
+    ts, media_class, pos = _read_meta(head, size, kind)
     out["TransferSyntaxUID"] = ts
     if media_class == MEDIA_STORAGE_DIRECTORY:
         out["SOPClassUID"], out["image"] = media_class, False
@@ -665,6 +729,10 @@ def _read_header(path: str | os.PathLike[str], defer_tail: bool, stat: list[os.s
             _parse(fd, size, head, kind, out, defer_tail)
         except _Truncated:
             return empty_header("error", "truncated: the file ends inside its DICOM data")
+        except _TooLarge as exc:
+            return empty_header("error", f"too large: {exc}")
+        except MemoryError:
+            return empty_header("error", "too large: out of memory reading the header")
         except (_Malformed, struct.error, ValueError, UnicodeError, RecursionError):
             return read_header_pydicom(path, kind)
         return out
@@ -693,21 +761,26 @@ def tail_is_whole(path: str | os.PathLike[str], tail: tuple[int, bytes]) -> bool
 def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
     """The same dict as `read_header`, through pydicom's `read_partial` (slower, more tolerant).
 
-    Used for deflated datasets and anything the fast walker rejects; tests compare the two.
+    Used for anything the fast walker rejects; tests compare the two. A deflated dataset is
+    inflated here (at most `MAX_INFLATED_HEADER` bytes: pydicom would inflate it whole), values
+    longer than `MAX_VALUE_BYTES` are left unread (pydicom's defer_size) and make the file an error.
     """
-    from pydicom.filereader import read_partial
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset, read_partial
     from pydicom.tag import Tag
 
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_WINDOW)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        return empty_header("error", f"cannot open: {exc.strerror or exc}")
     if kind is None:
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(_WINDOW)
-                size = os.fstat(handle.fileno()).st_size
-        except OSError as exc:
-            return empty_header("error", f"cannot open: {exc.strerror or exc}")
         kind = sniff(head, size)
         if kind is None:
             return empty_header("not_dicom")
+    ts, media_class, start = _meta_or_none(head, size, kind)
     state = {"pixels": False}
 
     def stop(tag: Any, vr: Any, length: int) -> bool:
@@ -717,15 +790,38 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
         return tag == _DIRECTORY_RECORDS
 
     specific = [Tag(t) for t in (*_WANTED, _ARS)]
+    whole = True
     try:
-        with open(path, "rb") as handle, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = read_partial(handle, stop_when=stop, force=True, specific_tags=specific)
+            if ts == _DEFLATED:  # pydicom would inflate all of it: at most MAX_INFLATED_HEADER here
+                data, whole = _inflate_head(path, start, MAX_INFLATED_HEADER)
+                ds = read_dataset(DicomBytesIO(data), False, True, stop_when=stop,
+                                  defer_size=MAX_VALUE_BYTES, specific_tags=specific)
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.TransferSyntaxUID = ts
+                if media_class:
+                    ds.file_meta.MediaStorageSOPClassUID = media_class
+            else:
+                with open(path, "rb") as handle:
+                    ds = read_partial(handle, stop_when=stop, defer_size=MAX_VALUE_BYTES, force=True,
+                                      specific_tags=specific)
+    except MemoryError:
+        return empty_header("error", "too large: out of memory reading the header")
     except Exception as exc:  # noqa: BLE001 - a forced parse of corrupt bytes raises anything (unknown VR...)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, zlib.error) or "truncated" in reason.lower():
             reason = f"truncated: {reason}"
         return empty_header("error", f"unreadable DICOM: {reason}"[:200])
+    if not whole and not state["pixels"]:
+        return empty_header("error", f"too large: deflated header larger than {MAX_INFLATED_HEADER >> 20} MiB")
+    # values longer than MAX_VALUE_BYTES were deferred (not read): never read them (here they
+    # are mostly a corrupt element read as implicit VR, its "length" taken from other bytes)
+    deferred = next((t for t in _WANTED if t in ds and is_deferred(ds, t)), None)
+    if deferred is not None:
+        length = ds.get_item(deferred, keep_deferred=True).length
+        return empty_header("error", f"unreadable DICOM value: a text value of {length:,} bytes "
+                                     f"(more than {MAX_VALUE_BYTES >> 10} KiB)")
     out = empty_header("dicom")
     try:
         with warnings.catch_warnings():
@@ -753,6 +849,10 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
                 out["SOPClassUID"] = str(meta.MediaStorageSOPClassUID)
     except Exception as exc:  # noqa: BLE001 - a value pydicom cannot convert makes the file an error row
         return empty_header("error", f"unreadable DICOM value: {str(exc).splitlines()[0]}"[:200])
+    longest = max([len(out[k] or "") for k in STRING_KEYWORDS] + [len(v) for c in out["AnatomicRegion"] for v in c])
+    if longest > MAX_VALUE_BYTES:  # e.g. in a sequence item, which pydicom reads whole
+        return empty_header("error", f"too large: a text value of {longest:,} characters "
+                                     f"(more than {MAX_VALUE_BYTES >> 10} KiB)")
     garbled = next((k for k in STRING_KEYWORDS if out[k] is not None and _CONTROL.search(out[k])), None)
     if garbled is not None:
         # pydicom reads an explicit-VR file with a corrupt VR as implicit VR from there on: the
@@ -767,6 +867,52 @@ def read_header_pydicom(path: str | os.PathLike[str], kind: str | None = None) -
         if out["Rows"] is not None:
             return empty_header("error", "truncated: the file ends inside its DICOM data")
     return out
+
+
+def _meta_or_none(head: bytes, size: int, kind: str) -> tuple[str | None, str | None, int]:
+    """`_read_meta`, or (None, None, 0) when the meta group is not as the walker expects it."""
+    try:
+        return _read_meta(head, size, kind)
+    except (_Malformed, _Truncated, struct.error):
+        return None, None, 0
+
+
+def read_deflated(path: str | os.PathLike[str], limit: int) -> tuple[bytearray, bool, str | None] | None:
+    """For a Deflated Explicit VR Little Endian file: (the first `limit` bytes at most of its
+    inflated dataset, whether they are all of it, its Media Storage SOP Class UID); None for any
+    other file. pydicom inflates such a dataset whole, whatever its size: read it this way first.
+    Raises OSError, and zlib.error for a corrupt stream."""
+    with open(path, "rb") as handle:
+        head = handle.read(_WINDOW)
+        size = os.fstat(handle.fileno()).st_size
+    kind = sniff(head, size)
+    ts, media_class, start = _meta_or_none(head, size, kind) if kind else (None, None, 0)
+    if ts != _DEFLATED:
+        return None
+    data, whole = _inflate_head(path, start, limit)
+    return data, whole, media_class
+
+
+def is_deferred(ds: Any, tag: int) -> bool:
+    """Whether pydicom left the value of `tag` in `ds` unread (longer than its defer_size)."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    return (getattr(raw, "is_raw", False) and raw.value is None  # a DataElement: read (or empty)
+            and raw.length not in (0, _UNDEFINED))
+
+
+def _inflate_head(path: str | os.PathLike[str], start: int, limit: int) -> tuple[bytearray, bool]:
+    """The first `limit` bytes (at most) of the deflated dataset at byte `start` of the file, and
+    whether they are all of it. Raises zlib.error for a corrupt stream."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while len(out) < limit and not inflater.eof:
+            data = inflater.unconsumed_tail or handle.read(1 << 16)
+            if not data:
+                break  # the file ends before the stream: pydicom reports the truncation
+            out += inflater.decompress(data, limit - len(out))
+    return out, inflater.eof or len(out) < limit
 
 
 def _as_text(value: Any) -> str:
