@@ -31,6 +31,7 @@ from .archive import (
     json_to_record,
 )
 from .http import BoundedHttp, Deadline, Refused, TooLarge
+from .instance import Incomplete, whole_instance
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ACCEPT_ANY_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -134,7 +135,7 @@ class DicomwebArchive(Archive):
         except TooLarge as exc:
             cap = self.limits.max_instance_bytes if what == "instance retrieval" else self.limits.max_json_bytes
             raise PacsError(f"{where}: the answer is larger than {cap / 2 ** 20:g} MiB (the size cap)") from exc
-        except Refused as exc:
+        except (Refused, Incomplete) as exc:
             raise PacsError(f"{where}: {exc}") from exc
         except requests.exceptions.SSLError as exc:
             raise PacsError(f"{self.address.display}: TLS failed ({_tls_reason(exc)}); see --ca-bundle") from exc
@@ -228,8 +229,6 @@ class DicomwebArchive(Archive):
         """The instance in the transfer syntax the archive holds it in (``transfer-syntax=*``: no
         transcoding, no loss), as a pydicom Dataset checked to be whole (`instance.whole_instance`;
         `sop_class` is not needed here)."""
-        from .instance import whole_instance
-
         path = f"/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
 
         def fetch() -> Any:
