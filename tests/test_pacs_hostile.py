@@ -169,6 +169,9 @@ class _Server(http.server.ThreadingHTTPServer):
                          "sop": f"1.2.826.0.1.3680043.99.{i}.1.1",
                          "date": (start + dt.timedelta(days=10 * i)).strftime("%Y%m%d")} for i in range(n_series)]
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up (as it should on a hostile answer) is no error here
+
     def uids(self) -> list[str]:
         return [r[key] for r in self.records for key in ("study", "series", "sop")]
 
