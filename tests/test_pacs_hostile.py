@@ -144,6 +144,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server = self.server
         if server.mode == "fail_all":
             return self._send(500, b"no", "text/plain")
+        if server.mode == "stall_instance":  # says nothing until the client gives up
+            server.stopping.wait(5)
+            return None
         data = _instance_bytes(study, series, sop)
         if server.mode == "truncated_instance":
             data = data[:len(data) - 100]  # cut inside the pixel data; the message itself is well formed
@@ -390,6 +393,15 @@ def test_a_truncated_instance_is_not_kept_and_is_fetched_again(archive_server: _
     second = run_pull(_url(archive_server), out, salt="s", workers=2, archive=_archive(archive_server))
     assert (second.pulled, second.present, second.missing) == (12, 0, 0)
     assert len(list(out.rglob("*.dcm"))) == 12
+
+
+def test_retrievals_that_time_out_leave_no_uid_in_the_pull(archive_server: _Server, tmp_path: Path) -> None:
+    archive_server.records = archive_server.records[:2]
+    archive_server.mode = "stall_instance"
+    archive = DicomwebArchive(parse_address(_url(archive_server)), timeout_s=0.3, limits=Limits(deadline_s=5.0))
+    result = run_pull(_url(archive_server), tmp_path / "pulled", salt="s", workers=2, archive=archive)
+    assert result.missing == 2 and all("no answer within 0.3 s" in e for e in result.frame["error"])
+    assert not any(uid in str(value) for value in result.frame.to_numpy().ravel() for uid in archive_server.uids())
 
 
 def test_a_pull_where_every_instance_fails_exits_non_zero(archive_server: _Server, tmp_path: Path) -> None:

@@ -150,14 +150,14 @@ def _check_encoding(data: bytes, max_bytes: int) -> str | None:
 
 
 def _native_bytes(ds: Any) -> int:
-    """Bytes the native pixel data of `ds` needs (Rows × Columns × samples × frames × bits / 8)."""
-    from .archive import integer
+    """Bytes the native pixel data of `ds` need (Rows × Columns × samples × frames × bits / 8, as pydicom
+    counts them: 1-bit images packed, YBR_FULL_422 subsampled); 0 when the attributes say nothing usable."""
+    from pydicom.pixels.utils import get_expected_length
 
-    rows, columns = integer(ds.get("Rows")) or 0, integer(ds.get("Columns")) or 0
-    samples = integer(ds.get("SamplesPerPixel")) or 1
-    frames = integer(ds.get("NumberOfFrames")) or 1
-    bits = integer(ds.get("BitsAllocated")) or 0
-    return (rows * columns * samples * frames * bits + 7) // 8
+    try:
+        return int(get_expected_length(ds, "bytes"))
+    except Exception:  # noqa: BLE001 - missing or odd attributes: nothing to compare with
+        return 0
 
 
 def whole_instance(data: bytes, sop_uid: str | None = None, max_bytes: int = 2 ** 31) -> Any:
@@ -197,7 +197,8 @@ def whole_instance(data: bytes, sop_uid: str | None = None, max_bytes: int = 2 *
             try:
                 fragments = sum(1 for _ in generate_fragments(pixels))
             except Exception as exc:  # noqa: BLE001
-                raise Incomplete(f"the instance's encapsulated pixel data do not parse ({type(exc).__name__})") from None
+                raise Incomplete("the instance's encapsulated pixel data do not parse "
+                                 f"({type(exc).__name__})") from None
             if fragments < 2:  # the basic offset table, then at least one fragment
                 raise Incomplete("the instance's encapsulated pixel data hold no fragment")
     return ds
