@@ -62,6 +62,7 @@ def _instance_bytes(study: str, series: str, sop: str) -> bytes:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms wait for a delayed ACK
     server: _Server
 
     def log_message(self, *args: object) -> None:

@@ -16,8 +16,11 @@ Messages name the server and the failure, never a URL path or a query (those car
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -47,15 +50,10 @@ class _Watch:
 
     def __init__(self, seconds: float) -> None:
         self.expired = False
+        self.cancelled = False
         self.connection: Any = None
-        self._cancelled = False
         self._lock = threading.Lock()
-        self._start(seconds)
-
-    def _start(self, seconds: float) -> None:
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.add(self, time.monotonic() + seconds)
 
     def attach(self, connection: Any) -> None:
         with self._lock:
@@ -63,18 +61,57 @@ class _Watch:
             if self.expired:
                 _shut(connection)
 
-    def _fire(self) -> None:
+    def fire(self) -> bool:
+        """Shut the connection down (the deadline has passed); False once cancelled."""
         with self._lock:
-            if self._cancelled:
-                return
+            if self.cancelled:
+                return False
             self.expired = True
             _shut(self.connection)
-            self._start(0.25)
+            return True
 
     def cancel(self) -> None:
         with self._lock:
-            self._cancelled = True
-            self._timer.cancel()
+            self.cancelled = True
+
+
+class _Watchdog:
+    """One daemon thread that fires the watches whose deadlines have passed (a heap of deadlines)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch, when: float) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (when, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="modan-http-watchdog", daemon=True)
+                self._thread.start()
+            if self._due[0][2] is watch:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._due and self._due[0][2].cancelled:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                when = self._due[0][0]
+                now = time.monotonic()
+                if when > now:
+                    self._wake.wait(when - now)
+                    continue
+                _, _, watch = heapq.heappop(self._due)
+            if watch.fire():
+                self.add(watch, time.monotonic() + 0.25)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shut(connection: Any) -> None:
