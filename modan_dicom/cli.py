@@ -273,6 +273,8 @@ def pull_command(source: str, out_dir: str, per_series: int, profile: str, censu
                   f"of {result.series} series into [bold]{escape(str(result.out))}[/] in {result.seconds:.1f} s; "
                   f"{'de-identified' if result.deidentified else '[bold red]NOT de-identified[/]'}; "
                   f"index: {escape(str(result.out / 'index.parquet'))}", soft_wrap=True)
+    if result.missing:
+        sys.exit(1)  # something asked for is not in OUT: the same command again retries it
 
 
 def render_index_summary(summary: Any, top_pairs: int = 30, unit: str = "files") -> None:

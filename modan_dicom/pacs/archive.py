@@ -10,6 +10,10 @@ An `Archive` answers three questions and retrieves one thing:
 - `retrieve(study, series, sop, sop_class)`: the instance itself, a pydicom Dataset (the SOP Class UID, when
   known, lets DIMSE negotiate for it without asking first).
 
+Every request is bounded (`Limits`: a total deadline per request, answer sizes, JSON nesting) and every
+query a run sends is counted against its `QueryBudget`, so that a broken or hostile archive ends a run with
+one line (a `PacsError`) instead of hanging it.
+
 Answers are *records*: plain dicts keyed by DICOM keyword (``"Modality"``, ``"BodyPartExamined"`` …), the
 values as `resolve_labels` takes them (strings, lists for multiple values, lists of dicts for sequences),
 so that the same label code serves files, DICOMweb and DIMSE.
@@ -17,8 +21,10 @@ so that the same label code serves files, DICOMweb and DIMSE.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +41,53 @@ INSTANCE_FIELDS = ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Rows", "C
                    "ImageLaterality", "ViewPosition")
 
 T = TypeVar("T")
+DEFAULT_MAX_QUERIES = 200_000
+_INT_MIN, _INT_MAX = -(2 ** 31), 2 ** 31 - 1  # the range of an IS value (PS3.5 6.2): Rows, counts, numbers
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request to an archive.
+
+    deadline_s: seconds one request may take in all, connecting, waiting and reading included (the socket
+    timeout `timeout_s` of `open_archive` bounds each wait on its own); max_json_bytes / max_instance_bytes:
+    the largest JSON answer (a QIDO-RS page, an instance's metadata) / instance retrieved; max_json_depth:
+    the deepest nesting of arrays and objects a JSON answer may have (DICOM JSON needs 3 per sequence level);
+    max_redirects: redirects followed per request (to the archive's own host, unless `redirects_off_host`).
+    """
+
+    deadline_s: float = 300.0
+    max_json_bytes: int = 64 * 2 ** 20
+    max_instance_bytes: int = 2 ** 30
+    max_json_depth: int = 40
+    max_redirects: int = 5
+    redirects_off_host: bool = False
+
+
+class QueryBudget:
+    """How many queries (QIDO-RS requests, pages included; C-FINDs) one run may still send (thread-safe)."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_QUERIES) -> None:
+        if limit < 1:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"max_queries must be at least 1 (got {limit})")
+        self.limit = limit
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def spend(self, where: str) -> None:
+        """Count one query; PacsError once the run has sent `limit` of them."""
+        with self._lock:
+            if self.sent >= self.limit:
+                raise PacsError(f"{where}: stopped after {self.limit:,} queries (max_queries): the archive keeps "
+                                "answering in ways that need more queries than it should; give a larger "
+                                "max_queries if it really holds that much")
+            self.sent += 1
+
+
+class Malformed(ValueError):
+    """An answer that is not what the protocol says (the message names what is wrong, never a value)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +127,13 @@ class Archive:
     address: ArchiveAddress
     retries: int = 4
     backoff_s: float = 0.5
+    limits: Limits = Limits()
+    budget: QueryBudget | None = None  # set by a run (census, pull): every query counts against it
+
+    def spend(self) -> None:
+        """Count one query against the run's budget (see `QueryBudget`)."""
+        if self.budget is not None:
+            self.budget.spend(self.address.display)
 
     def find_series(self, query: SeriesQuery) -> Answer:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -110,15 +170,17 @@ class Archive:
         raise PacsError(f"{self.address.display}: {what} failed")  # pragma: no cover - loop returns or raises
 
 
-def open_archive(address: ArchiveAddress, *, timeout_s: float = 30.0, workers: int = 4) -> Archive:
-    """A client for `address` (DICOMweb or DIMSE); `workers`: concurrent queries it may run by itself."""
+def open_archive(address: ArchiveAddress, *, timeout_s: float = 30.0, workers: int = 4,
+                 limits: Limits | None = None) -> Archive:
+    """A client for `address` (DICOMweb or DIMSE); `workers`: concurrent queries it may run by itself;
+    `timeout_s`: the longest wait for any one answer or packet; `limits`: see `Limits`."""
     if address.protocol == "dicomweb":
         from .dicomweb import DicomwebArchive
 
-        return DicomwebArchive(address, timeout_s=timeout_s)
+        return DicomwebArchive(address, timeout_s=timeout_s, limits=limits)
     from .dimse import DimseArchive
 
-    return DimseArchive(address, timeout_s=timeout_s, workers=workers)
+    return DimseArchive(address, timeout_s=timeout_s, workers=workers, limits=limits)
 
 
 # ---- values -> records -----------------------------------------------------------------------------
@@ -154,30 +216,63 @@ def dataset_to_record(ds: Any) -> dict[str, Any]:
     return record
 
 
-def json_to_record(item: Mapping[str, Any]) -> dict[str, Any]:
-    """DICOM JSON (PS3.18 F.2, one dataset) -> record keyed by keyword (unknown and private tags dropped)."""
+_SCALAR = (str, int, float)
+
+
+def json_to_record(item: Any) -> dict[str, Any]:
+    """DICOM JSON (PS3.18 F.2, one dataset) -> record keyed by keyword (unknown and private tags dropped).
+
+    Raises `Malformed` when the answer does not follow F.2 (a key that is not a tag, an attribute that is not
+    an object, a Value that is not an array of the VR's kind of values)."""
     from pydicom.datadict import keyword_for_tag
 
+    if not isinstance(item, Mapping):
+        raise Malformed("a dataset is not a JSON object")
     record: dict[str, Any] = {}
     for tag, element in item.items():
+        if not isinstance(tag, str) or len(tag) != 8:
+            raise Malformed("a key is not a DICOM tag")
         try:
             keyword = keyword_for_tag(int(tag, 16))
-        except (TypeError, ValueError):
-            raise PacsError(f"malformed DICOM JSON: {str(tag)[:20]!r} is not a tag") from None
-        if not keyword or not isinstance(element, Mapping):
+        except ValueError:
+            raise Malformed("a key is not a DICOM tag") from None
+        if not keyword:
             continue
+        if not isinstance(element, Mapping):
+            raise Malformed("an attribute is not a JSON object")
         values = element.get("Value")
-        if not values:
+        if values is None or values == []:
             record[keyword] = None
             continue
+        if not isinstance(values, list):
+            raise Malformed("a Value is not a JSON array")
         vr = element.get("vr")
         if vr == "SQ":
-            record[keyword] = [json_to_record(v) for v in values if isinstance(v, Mapping)]
+            record[keyword] = [json_to_record(v) for v in values if v is not None]
             continue
         if vr == "PN":
             values = [v.get("Alphabetic") if isinstance(v, Mapping) else v for v in values]
+        if not all(v is None or (isinstance(v, _SCALAR) and not isinstance(v, bool)) for v in values):
+            raise Malformed(f"a {keyword} value is not a string or a number")
         record[keyword] = values[0] if len(values) == 1 else list(values)
     return record
+
+
+_UID_LIKE = re.compile(r"(?<![\w.])[0-2](?:\.\d+){2,}(?![\w.])")
+
+
+def no_uids(message: str, uids: Iterable[str | None] = ()) -> str:
+    """`message` without the given UIDs, nor anything shaped like a UID but a host's address (an error
+    from deep inside a library may quote a request's path): each becomes ``…``."""
+    for uid in uids:
+        if uid:
+            message = message.replace(str(uid), "…")
+
+    def keep_addresses(match: re.Match[str]) -> str:
+        parts = match[0].split(".")
+        return match[0] if len(parts) == 4 and all(len(p) <= 3 for p in parts) else "…"
+
+    return _UID_LIKE.sub(keep_addresses, message)
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -197,16 +292,23 @@ def text(value: Any) -> str | None:
 
 
 def integer(value: Any) -> int | None:
-    """A record value as an int (IS strings included), None when absent or not a number."""
+    """A record value as an int (IS strings included), None when absent, not a number, or outside the range
+    of an IS value (-2^31 .. 2^31 - 1: what no count, size or number in a census can exceed)."""
     if isinstance(value, list):
         value = value[0] if value else None
+    if value is None or isinstance(value, bool):
+        return None
+    given = str(value).strip()
+    if len(given) > 40:
+        return None  # no IS or DS value is that long (and int() of a long string costs)
     try:
-        return int(str(value).strip()) if value is not None else None
+        number = int(given)
     except ValueError:
         try:
-            return int(float(str(value)))
-        except ValueError:
+            number = int(float(given))
+        except (ValueError, OverflowError):  # "abc", "nan", "inf", "1e999"
             return None
+    return number if _INT_MIN <= number <= _INT_MAX else None
 
 
 def until_complete(ask: Callable[[], Answer], expected: int | None, tries: int = 3) -> Answer:

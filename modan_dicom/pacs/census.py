@@ -36,11 +36,16 @@ from ..ingest.schema import (
 from ..ingest.summary import IndexSummary, SummaryBuilder
 from .address import ArchiveAddress, parse_address
 from .archive import (
+    DEFAULT_MAX_QUERIES,
     Archive,
     DateRange,
+    Limits,
+    QueryBudget,
     SeriesQuery,
     integer,
+    no_uids,
     numbered_instances,
+    one_line,
     open_archive,
     text,
     until_complete,
@@ -145,7 +150,7 @@ def _with_metadata(archive: Archive, item: SeriesItem, vocab: Any) -> None:
                                             integer(r.get("InstanceNumber")) or 0))
         metadata = archive.instance_metadata(study, series, str(first.get("SOPInstanceUID")))
     except Exception as exc:  # noqa: BLE001 - one series failing must not stop the census
-        item.error = f"instance metadata: {exc}"
+        item.error = no_uids(f"instance metadata: {one_line(exc)}", item.uids)
         return
     merged = {**item.record, **{k: v for k, v in metadata.items() if v is not None and k in _LABEL_KEYS}}
     labels = resolve_labels(_raw(merged), vocab)
@@ -169,7 +174,7 @@ def survey(
     queries = 0
     for modality in (list(modalities) or [None]):
         crawl = Crawl(lambda d, m=modality: archive.find_series(SeriesQuery(d, m)), key="SeriesInstanceUID",
-                      suspect_at=query_cap or 100, workers=workers)
+                      suspect_at=query_cap or 100, workers=workers, where=archive.address.display)
         records.extend(crawl.run(dates))
         queries += crawl.queries
         warnings.extend(crawl.warnings)
@@ -223,7 +228,7 @@ def _instance_rows(archive: Archive, items: list[SeriesItem], workers: int, warn
         try:
             answer = until_complete(lambda: archive.series_instances(*item.uids), expected)
         except Exception as exc:  # noqa: BLE001 - the series becomes an error row
-            item.error = f"instance query: {exc}"
+            item.error = no_uids(f"instance query: {one_line(exc)}", item.uids)
             return
         item.instances = answer.records
         if answer.truncated or (expected is not None and len(answer.records) < expected):
@@ -299,6 +304,7 @@ def run_census(
     since: str | None = None, salt: str | bytes | None = None, keep_uids: bool = False,
     calling_aet: str = "MODAN", ca_bundle: str | None = None, query_cap: int | None = None, workers: int = 4,
     progress: Progress | None = None, return_frame: bool = True, archive: Archive | None = None,
+    max_queries: int = DEFAULT_MAX_QUERIES, limits: Limits | None = None,
 ) -> CensusResult:
     """Census of the archive at `source` (see `census`); returns a `CensusResult`."""
     started = time.perf_counter()
@@ -319,15 +325,16 @@ def run_census(
         version=__version__,
         extra={"kind": "census", "level": level, "modality": modalities, "study_date": dates.query_value()},
     )
+    budget = QueryBudget(max_queries)
     own = archive is None
-    archive = archive if archive is not None else open_archive(address, workers=workers)
+    archive = archive if archive is not None else open_archive(address, workers=workers, limits=limits)
+    archive.budget = budget
     try:
         found = survey(archive, vocab, dates=dates, modalities=modalities, query_cap=query_cap, workers=workers,
                        progress=progress)
         warnings = list(found.warnings)
-        queries = found.queries
-        if level == "instance":
-            queries += _instance_rows(archive, found.series, workers, warnings, progress)
+        listed = _instance_rows(archive, found.series, workers, warnings, progress) if level == "instance" else 0
+        queries = budget.sent or found.queries + listed  # an archive that does not count its queries: estimated
     finally:
         if own:
             archive.close()
@@ -360,7 +367,7 @@ def census(
     level: str = "series", modality: str | Sequence[str] | None = None, study_date: str | None = None,
     since: str | None = None, salt: str | bytes | None = None, keep_uids: bool = False,
     calling_aet: str = "MODAN", ca_bundle: str | None = None, query_cap: int | None = None, workers: int = 4,
-    progress: Progress | None = None,
+    progress: Progress | None = None, max_queries: int = DEFAULT_MAX_QUERIES, limits: Limits | None = None,
 ) -> Any:
     """Census of a live archive: one row per series (or per instance) with the file index's columns.
 
@@ -372,12 +379,18 @@ def census(
     census). salt / keep_uids: the pseudonyms, as the file index. calling_aet / ca_bundle: DIMSE calling AE
     title / PEM bundle for https. query_cap: the archive's limit on matches per query when known (answers
     that large are split; by default any answer of 100 or more is checked). workers: concurrent queries.
-    progress(done, total): called as series are looked at.
+    progress(done, total): called as series are looked at. max_queries: the most queries the census may send
+    (QIDO-RS requests, pages included, and C-FINDs; default 200,000): more ends it with a PacsError, the bound
+    on an archive that answers in circles. limits: the bounds on each request (`modan_dicom.pacs.archive.
+    Limits`: a total deadline of 300 s, JSON answers of 64 MiB nested 40 deep, redirects to the archive's own
+    host only).
 
     Returns a pandas DataFrame (columns of `modan_dicom.ingest.schema` plus ``instances``); no names, IDs or
     dates finer than the month. Raises PacsError (unreachable archive, rejected association, HTTP 401/403,
-    malformed answers), ConfigError, OutputError.
+    malformed answers, a request past its deadline or size cap, repeated pages, studies outside the asked
+    date range, max_queries spent), ConfigError, OutputError.
     """
     return run_census(source, output, profile=profile, level=level, modality=modality, study_date=study_date,
                       since=since, salt=salt, keep_uids=keep_uids, calling_aet=calling_aet, ca_bundle=ca_bundle,
-                      query_cap=query_cap, workers=workers, progress=progress).frame
+                      query_cap=query_cap, workers=workers, progress=progress, max_queries=max_queries,
+                      limits=limits).frame

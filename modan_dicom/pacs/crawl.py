@@ -10,6 +10,10 @@ again for each part:
 - otherwise the parts are checked in turn (recursively) and their union, with the whole answer, is kept.
 
 A one-day range that still looks cut cannot be split further: a warning says so, with the day.
+
+An answer holding a study dated outside the range it was asked for shows an archive that ignores the date
+filter: splitting could never end, so the crawl stops with a `PacsError`. (Study Dates that are not calendar
+dates are ignored: they neither guide a split nor count as outside.)
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..errors import PacsError
 from .archive import Answer, DateRange, by_uid
 
 EARLIEST = "19000101"
@@ -29,17 +34,24 @@ def _day(value: str) -> dt.date:
     return dt.datetime.strptime(value, "%Y%m%d").date()
 
 
+def _calendar_day(value: Any) -> str | None:
+    """The YYYYMMDD Study Date of a record value, None unless it is a calendar date."""
+    text = str(value or "").strip()[:8]
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        _day(text)
+    except ValueError:
+        return None
+    return text
+
+
 def _text(day: dt.date) -> str:
     return day.strftime("%Y%m%d")
 
 
 def _dates(records: list[dict[str, Any]]) -> list[str]:
-    found = set()
-    for record in records:
-        value = str(record.get("StudyDate") or "").strip()[:8]
-        if len(value) == 8 and value.isdigit():
-            found.add(value)
-    return sorted(found)
+    return sorted({day for record in records if (day := _calendar_day(record.get("StudyDate")))})
 
 
 def split_range(dates: DateRange, seen: list[str], today: dt.date) -> list[DateRange]:
@@ -68,16 +80,18 @@ class Crawl:
 
     key: the UID that identifies a record (SeriesInstanceUID or StudyInstanceUID); suspect_at: answers with at
     least this many records are checked; workers: the parts of a split range asked at once (`search` must be
-    thread-safe when > 1); queries: how many were sent; warnings: what may still be missing.
+    thread-safe when > 1); where: the archive, as messages name it; queries: how many were sent; warnings:
+    what may still be missing.
     """
 
     def __init__(self, search: Callable[[DateRange], Answer], *, key: str, suspect_at: int = 100,
-                 today: dt.date | None = None, workers: int = 1) -> None:
+                 today: dt.date | None = None, workers: int = 1, where: str = "the archive") -> None:
         self.search = search
         self.key = key
         self.suspect_at = max(1, suspect_at)
         self.today = today or dt.date.today()
         self.workers = max(1, workers)
+        self.where = where
         self._count = threading.Lock()
         self.queries = 0
         self.capped = False  # an answer was shown to be cut
@@ -86,7 +100,13 @@ class Crawl:
     def _ask(self, dates: DateRange) -> Answer:
         with self._count:
             self.queries += 1
-        return self.search(dates)
+        answer = self.search(dates)
+        if dates.start or dates.end:
+            low, high = dates.start or "00000000", dates.end or "99999999"
+            if any(not low <= day <= high for day in _dates(answer.records)):
+                raise PacsError(f"{self.where}: the archive answered studies outside the Study Date range asked "
+                                "for (it ignores the date filter), so its answers cannot be split by date")
+        return answer
 
     def _ask_all(self, parts: list[DateRange]) -> list[Answer]:
         if self.workers == 1 or len(parts) == 1:

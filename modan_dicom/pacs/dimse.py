@@ -6,7 +6,9 @@ level). An answer that ends in Cancel (0xFE00: how Orthanc says it stopped at ``
 reported cut. Operations share a bounded pool of associations (`workers` at most, whatever the number of
 threads); an aborted association or a dropped connection is retried on a new one with backoff. C-GET asks
 the archive to send the instance back on the same association (the SCP role is negotiated for the storage
-SOP classes being pulled).
+SOP classes being pulled); the instance counts only when the bytes it arrived in are whole
+(`instance.whole_instance`). A C-FIND or C-GET that runs past `Limits.deadline_s` is aborted (each wait for
+a message is bounded by `timeout_s` on its own).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,6 +29,7 @@ from .archive import (
     SERIES_FIELDS,
     Answer,
     Archive,
+    Limits,
     SeriesQuery,
     dataset_to_record,
     integer,
@@ -101,9 +105,11 @@ class DimseArchive(Archive):
 
     max_storage_classes = 8  # 128 presentation contexts at most: C-FIND, C-GET, 8 classes x 15 syntaxes
 
-    def __init__(self, address: ArchiveAddress, *, timeout_s: float = 30.0, workers: int = 4) -> None:
+    def __init__(self, address: ArchiveAddress, *, timeout_s: float = 30.0, workers: int = 4,
+                 limits: Limits | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self.limits = limits or Limits()
         self.workers = max(1, workers)
         self._pool: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(self.workers)
@@ -136,9 +142,7 @@ class DimseArchive(Archive):
         holder: dict[str, _Connection] = {}
 
         def on_store(event: Any) -> int:
-            dataset = event.dataset
-            dataset.file_meta = event.file_meta
-            holder["connection"].received.append(dataset)
+            holder["connection"].received.append(event.encoded_dataset())  # checked whole by `retrieve`
             return SUCCESS
 
         assoc = ae.associate(self.address.host, self.address.port, ae_title=self.address.called_aet,
@@ -230,7 +234,11 @@ class DimseArchive(Archive):
         connection drops or the operation ends without a final status."""
         final = None
         pending: list[Any] = []
+        deadline = time.monotonic() + self.limits.deadline_s
         for status, identifier in responses:
+            if time.monotonic() > deadline:  # raised inside the lease: the association is aborted
+                raise PacsError(f"{self.address.display}: the {what} took more than {self.limits.deadline_s:g} s "
+                                "(the deadline of one request)")
             code = getattr(status, "Status", None)
             if code is None:
                 raise Transient(f"{self.address.display}: the connection was dropped during a {what}")
@@ -259,6 +267,7 @@ class DimseArchive(Archive):
                 setattr(identifier, keyword, value)  # None: an empty key, "return this attribute"
 
         def query() -> Answer:
+            self.spend()
             with self._lease() as connection:
                 _DROPPED.take(connection.assoc.ident)  # a stale mark (a C-GET's, or a reused thread id) is not ours
                 responses = connection.assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind)
@@ -330,16 +339,23 @@ class DimseArchive(Archive):
         identifier.SOPInstanceUID = sop_uid
 
         def get() -> Any:
+            from .instance import whole_instance
+
             with self._lease([str(sop_class)]) as connection:
                 connection.received.clear()
                 try:
                     final, _ = self._drain(
                         connection.assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet), "C-GET")
-                    received = [ds for ds in connection.received if getattr(ds, "SOPInstanceUID", None) == sop_uid]
+                    received = list(connection.received)
                 finally:
                     connection.received.clear()
-            if received:
-                return received[0]
+            for data in received:
+                if len(data) > self.limits.max_instance_bytes:
+                    raise PacsError(f"{self.address.display}: C-GET: the instance is larger than "
+                                    f"{self.limits.max_instance_bytes / 2 ** 20:g} MiB (the size cap)")
+                dataset = whole_instance(data, None, self.limits.max_instance_bytes)
+                if str(dataset.get("SOPInstanceUID", "")).strip() == sop_uid:
+                    return dataset
             raise PacsError(f"{self.address.display}: C-GET returned no instance (status 0x{final:04X})")
 
         return self._run("C-GET", get)

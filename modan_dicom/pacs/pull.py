@@ -8,6 +8,11 @@ Anatomic Region Sequence), and written atomically to ``OUT/<patient_key>/<study_
 <instance_key>.dcm`` — names made of the keyed pseudonyms of the archive's identifiers, so a pull run
 again finds what it already has and fetches only what is missing. The pull ends by indexing OUT into
 ``OUT/index.parquet``.
+
+An instance counts only once it arrived whole (`instance.whole_instance`: its encoding ends where its last
+element does, it parses, its pixel data are all there); anything else is an ``error`` row, nothing is
+written, and the next run asks for it again. `PullResult.missing` counts what the pull asked for and does not
+have at the end (the CLI exits with status 1 when it is not 0).
 """
 
 from __future__ import annotations
@@ -27,7 +32,18 @@ from ..ingest.index import load_vocabulary
 from ..ingest.pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from ..ingest.schema import read_index, read_index_meta
 from .address import parse_address
-from .archive import Archive, integer, numbered_instances, one_line, open_archive, text
+from .archive import (
+    DEFAULT_MAX_QUERIES,
+    Archive,
+    Limits,
+    QueryBudget,
+    integer,
+    no_uids,
+    numbered_instances,
+    one_line,
+    open_archive,
+    text,
+)
 from .census import SeriesItem, date_range, parse_modalities, survey
 
 PULL_FILE = MARKER_PREFIX + "pull.json"
@@ -56,7 +72,9 @@ class _Job:
 class PullResult:
     """What `run_pull` did: `frame` has one row per instance asked for (or per series that failed before
     that): path (relative to OUT), series_key, instance_key, modality, anatomy, status ("pulled", "present",
-    "error"), error. `index` is OUT/index.parquet as a DataFrame."""
+    "error"), error. `index` is OUT/index.parquet as a DataFrame. `errors` counts the error rows: instances
+    that could not be retrieved whole, and series whose instances could not be listed; `missing` is that
+    count (what the pull asked for and does not have; 0: the pull is complete)."""
 
     frame: Any
     index: Any
@@ -68,6 +86,11 @@ class PullResult:
     seconds: float
     deidentified: bool
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        """Instances (or whole series) asked for and not in OUT at the end: run the pull again to retry them."""
+        return self.errors
 
 
 def _is_pull_folder(root: Path) -> bool:
@@ -101,7 +124,7 @@ def run_pull(
     modality: str | Sequence[str] | None = None, study_date: str | None = None, census: str | None = None,
     workers: int = 4, deidentify: bool = True, salt: str | bytes | None = None, calling_aet: str = "MODAN",
     ca_bundle: str | None = None, query_cap: int | None = None, progress: Progress | None = None,
-    archive: Archive | None = None,
+    archive: Archive | None = None, max_queries: int = DEFAULT_MAX_QUERIES, limits: Limits | None = None,
 ) -> PullResult:
     """Pull from the archive at `source` into `out` (see `pull`); returns a `PullResult`."""
     started = time.perf_counter()
@@ -117,9 +140,17 @@ def run_pull(
         raise ConfigError(f"--census {census}: no such file")
     resumed = claim_folder(root, _is_pull_folder, "modan-dicom pull folder")
     settings = {"source": address.display, "profile": profile, "per_series": per_series,
-                "deidentified": deidentify}
+                "deidentified": deidentify, "verified": True}
+    unverified = False  # files written by a pull that did not check instances yet (checked once, below)
     if resumed:
-        previous = json.loads((root / PULL_FILE).read_text())
+        try:
+            previous = json.loads((root / PULL_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{root / PULL_FILE} is unreadable ({type(exc).__name__}); "
+                              "pull into another folder") from None
+        if not isinstance(previous, dict):
+            raise ConfigError(f"{root / PULL_FILE} is not a pull's settings; pull into another folder")
+        unverified = previous.get("verified") is not True
         if previous.get("deidentified") != deidentify:
             raise ConfigError(f"{root} holds a pull made with{'out' if deidentify else ''} de-identification; "
                               "pull into another folder")
@@ -136,7 +167,8 @@ def run_pull(
         deidentifier = Deidentifier(salt_bytes)
 
     own = archive is None
-    archive = archive if archive is not None else open_archive(address, workers=workers)
+    archive = archive if archive is not None else open_archive(address, workers=workers, limits=limits)
+    archive.budget = QueryBudget(max_queries)
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
     try:
@@ -153,6 +185,8 @@ def run_pull(
                 continue
             chosen.append(item)
         jobs = _plan(archive, chosen, pseudo, per_series, workers, rows)
+        if unverified:
+            _drop_incomplete(root, jobs)
         todo = [job for job in jobs if not (root / job.path).is_file()]
         for job in jobs:
             if (root / job.path).is_file():
@@ -164,7 +198,8 @@ def run_pull(
             try:
                 _fetch(archive, job, root, deidentifier, vocab)
             except Exception as exc:  # noqa: BLE001 - one failing instance must not stop the pull
-                return _result(job, pseudo, "error", one_line(exc))
+                uids = (*job.item.uids, text(job.instance.get("SOPInstanceUID")))
+                return _result(job, pseudo, "error", no_uids(one_line(exc), uids))
             return _result(job, pseudo, "pulled")
 
         with ThreadPoolExecutor(workers, thread_name_prefix="modan-pull") as pool:
@@ -231,7 +266,7 @@ def _plan(archive: Archive, chosen: list[SeriesItem], pseudo: Pseudonymizer, per
         try:
             instances = _pick(archive, item, per_series)
         except Exception as exc:  # noqa: BLE001
-            return one_line(exc)
+            return no_uids(one_line(exc), item.uids)
         record = item.record
         folder = "/".join(str(pseudo.key(kind, text(record.get(keyword)))) for kind, keyword in
                           (("patient", "PatientID"), ("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID")))
@@ -251,11 +286,31 @@ def _plan(archive: Archive, chosen: list[SeriesItem], pseudo: Pseudonymizer, per
     return jobs
 
 
+def _drop_incomplete(root: Path, jobs: Sequence[_Job]) -> None:
+    """Delete the files of `jobs` that are not whole instances (a pull before instances were checked could
+    keep one cut short), so that they are fetched again."""
+    from .instance import Incomplete, whole_instance
+
+    for job in jobs:
+        path = root / job.path
+        try:
+            whole_instance(path.read_bytes())
+        except FileNotFoundError:
+            continue
+        except (Incomplete, OSError, MemoryError):
+            path.unlink(missing_ok=True)
+
+
 def _fetch(archive: Archive, job: _Job, root: Path, deidentifier: Any, vocab: Any) -> None:
-    """Retrieve one instance, de-identify and stamp it, and write it atomically."""
+    """Retrieve one instance (whole: `Archive.retrieve` checks it), de-identify and stamp it, and write it
+    atomically."""
+    from .instance import Incomplete, has_pixels
+
     study, series = job.item.uids
     sop = str(job.instance.get("SOPInstanceUID"))
     ds = archive.retrieve(study, series, sop, text(job.instance.get("SOPClassUID")))
+    if not has_pixels(ds):  # only image series are pulled: one without pixels was cut before them
+        raise Incomplete("the instance arrived without pixel data (cut short?)")
     if deidentifier is not None:
         from .deidentify import stamp_labels
 
@@ -275,6 +330,7 @@ def pull(
     modality: str | Sequence[str] | None = None, study_date: str | None = None, census: str | None = None,
     workers: int = 4, deidentify: bool = True, salt: str | bytes | None = None, calling_aet: str = "MODAN",
     ca_bundle: str | None = None, query_cap: int | None = None, progress: Progress | None = None,
+    max_queries: int = DEFAULT_MAX_QUERIES, limits: Limits | None = None,
 ) -> Any:
     """Pull a de-identified training set from a live archive into `out`; returns the pull as a DataFrame.
 
@@ -284,11 +340,15 @@ def pull(
     study_date: filters, as `census`. census: a census file (`census(..., output=...)`) whose ``ok`` series
     are the ones pulled (made with the same salt). workers: concurrent retrievals. deidentify: False keeps
     the files as the archive sends them (the CLI warns). salt: keys the pseudonyms and the UID replacement
-    (else $MODAN_SALT, else ``.modan-salt`` beside the census or in `out`).
+    (else $MODAN_SALT, else ``.modan-salt`` beside the census or in `out`). max_queries / limits: as `census`
+    (the queries of the survey and of picking instances count; retrievals do not; an instance may be
+    `Limits.max_instance_bytes`, 1 GiB, at most).
 
     Returns one row per instance asked for: path (relative to `out`), series_key, instance_key, modality,
-    anatomy, status ("pulled", "present", "error"), error. `out/index.parquet` is the index of `out`.
+    anatomy, status ("pulled", "present", "error"), error. `out/index.parquet` is the index of `out`. An
+    instance that arrived cut short or does not parse is an "error" row and is asked for again next time.
     """
     return run_pull(source, out, per_series=per_series, profile=profile, modality=modality, study_date=study_date,
                     census=census, workers=workers, deidentify=deidentify, salt=salt, calling_aet=calling_aet,
-                    ca_bundle=ca_bundle, query_cap=query_cap, progress=progress).frame
+                    ca_bundle=ca_bundle, query_cap=query_cap, progress=progress, max_queries=max_queries,
+                    limits=limits).frame
