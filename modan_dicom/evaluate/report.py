@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..atomic import atomic_open, atomic_path, write_text
 from ..errors import DatasetError, SourceError
+from ..outputs import PNG_METADATA, REPORT_TITLE, report_folder
 from .stats import (
     Alternative,
     check_alternative,
@@ -222,7 +223,7 @@ def render_markdown(tables: list[PaperTable], folds: pd.DataFrame, ci: pd.DataFr
     side = {"two-sided": "two-sided", "greater": "one-sided (H1: the reference is better)",
             "less": "one-sided (H1: the reference is worse)"}[alternative]
     parts = [
-        "# Downstream benchmark report",
+        REPORT_TITLE,
         "",
         f"Mean AUC over repeats (each repeat: the mean of its fold AUCs; {n_repeats}) and the p-value of the "
         f"Wilcoxon signed-rank test ({side}) against the reference **{reference}**, paired by repeat. "
@@ -397,7 +398,7 @@ def plot_roc(task: str, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray
         ax.grid(alpha=0.25)
         ax.legend(loc="lower right", fontsize=8, title="init (pooled AUC)", title_fontsize=8)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1)
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1, metadata=PNG_METADATA)
     return path
 
 
@@ -451,6 +452,7 @@ def write_report(runs: str | os.PathLike[str] | pd.DataFrame, out_dir: str | os.
     frame = read_runs(runs)
     check_reference(frame, reference)
     out = Path(out_dir)
+    report_folder(out)  # a folder of the user's is never written into
     summary = summary_table(frame, reference, alternative)
     folds = fold_level_comparison(frame, reference, alternative)
     tables = paper_tables(summary, reference)

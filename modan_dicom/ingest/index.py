@@ -352,19 +352,10 @@ def check_output_file(output: str | os.PathLike[str], what: str = "index") -> Pa
     """The resolved path of a Parquet file to write (`what`: "index", "census"), its folder created;
     OutputError when it is a folder, cannot be written, or is a file of the user's that is not a
     modan-dicom index or census (it would be replaced)."""
-    from ..atomic import prepare_parent
+    from ..outputs import INDEX_KEY, claim_file, has_parquet_key
 
-    path = Path(output)
-    if path.is_dir():
-        raise OutputError(f"{output} is a folder; give the {what} file name (e.g. {path / (what + '.parquet')})")
-    if path.exists():
-        try:
-            read_index_meta(path)
-        except SourceError as exc:
-            raise OutputError(f"{output} exists and is not a modan-dicom {what}; refusing to replace it "
-                              "(remove it or choose another name)") from exc
-    prepare_parent(path)  # raises OutputError when the folder cannot be created or written
-    return path.resolve()
+    return claim_file(output, lambda path: has_parquet_key(path, INDEX_KEY), f"modan-dicom {what}",
+                      f"{what}.parquet")
 
 
 def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | None:
