@@ -43,7 +43,7 @@ from .. import __version__
 from ..errors import ConfigError, OutputError, SourceError
 from . import pagecache, radimagenet
 from .executor import ChunkRunner
-from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
+from .header import HEADER_WINDOW, non_image_reason, read_header, tail_is_whole
 from .pseudonym import MARKER_PREFIX, Pseudonymizer, resolve_salt
 from .readahead import ReadAhead
 from .schema import (
@@ -159,9 +159,9 @@ class FileIndexer:
             if len(self._labels) > 50_000:
                 self._labels.clear()
             labels = self.labels(header)
-            non_image = (not is_image(header)) or bool(getattr(labels, "non_image", False))
-            status = "non_image" if non_image else ("ok" if labels.mapped else "unmapped")
-            found = self._labels[key] = (status, labels.modality, labels.anatomy, labels.modality_source,
+            reason = non_image_reason(header, bool(getattr(labels, "non_image", False)))
+            status = "non_image" if reason else ("ok" if labels.mapped else "unmapped")
+            found = self._labels[key] = (status, reason, labels.modality, labels.anatomy, labels.modality_source,
                                          labels.anatomy_source, labels.multi_hot)
         return found
 
@@ -185,8 +185,8 @@ class FileIndexer:
             self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
             return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
-        status, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
-        return (path, size, mtime_ns, status, None, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
+        status, reason, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
+        return (path, size, mtime_ns, status, reason, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
                 *self.pseudo.key_tuple(*_IDENTIFIERS(header)), header["StudyMonth"],
                 modality, anatomy, modality_source, anatomy_source, None, multi_hot)
 
