@@ -33,9 +33,16 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _out_of_memory(exc: BaseException) -> bool:
-    """MemoryError, or torch's (CUDA) OutOfMemoryError, recognised without importing torch."""
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+def _out_of_memory(exc: BaseException | None) -> bool:
+    """MemoryError, torch's OutOfMemoryError or its CPU allocator's failure, also as the cause of another
+    exception (MONAI wraps what a transform raises); recognised without importing torch."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" \
+                or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class ModanGroup(click.Group):
