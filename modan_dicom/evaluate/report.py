@@ -239,10 +239,13 @@ def caveats(n_repeats: int, images: dict[str, int], alternative: str = "two-side
         notes.append(f"**Smoke test, not a result**: {' and '.join(why)}. These AUCs show that the pipeline runs "
                      "end to end; they say nothing about how well an encoder transfers.")
     floor = smallest_p(n_repeats, alternative)
-    if floor > ALPHA_BOLD:
+    if n_repeats < 2:
+        notes.append("With 1 repeat there is no pair to test: every Wilcoxon p of the tables is n/a.")
+    elif floor > ALPHA_BOLD:
         notes.append(f"With {n_repeats} repeats the smallest {alternative} Wilcoxon p is "
-                     f"{'2' if alternative == 'two-sided' else '1'}/2^{n_repeats} = {floor:.3g}: no p-value in this "
-                     f"report can reach {ALPHA_BOLD} whatever the AUCs; more repeats are needed for a test.")
+                     f"{'2' if alternative == 'two-sided' else '1'}/2^{n_repeats} = {floor:.3g}: no p-value of the "
+                     f"tables (paired by repeat) can reach {ALPHA_BOLD} whatever the AUCs; more repeats are needed "
+                     "for a test.")
     return notes
 
 
