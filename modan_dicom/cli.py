@@ -63,9 +63,14 @@ class ModanGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - only memory exhaustion is handled; the rest re-raises
             if debug or not _out_of_memory(exc):
                 raise
-            # MemoryError is an Exception; a huge allocation fails before the process is killed
-            console.print(f"[bold red]error:[/] out of memory while running {ctx.invoked_subcommand or 'the command'}; "
-                          "try fewer --workers or a smaller --batch-size or --image-size", soft_wrap=True)
+            # a huge allocation fails (MemoryError) before the kernel kills the process: say what to lower
+            name = ctx.invoked_subcommand or ""
+            command = self.get_command(ctx, name) if name else None
+            has = {opt for param in (command.params if command else ()) for opt in getattr(param, "opts", ())}
+            lower = [f"a smaller {opt}" if opt != "--workers" else "fewer --workers"
+                     for opt in ("--workers", "--batch-size", "--image-size", "--limit") if opt in has]
+            hint = f"; try {', '.join(lower[:-1])} or {lower[-1]}" if len(lower) > 1 else (f"; try {lower[0]}" if lower else "")
+            console.print(f"[bold red]error:[/] out of memory while running {name or 'the command'}{hint}", soft_wrap=True)
             sys.exit(1)
 
 

@@ -147,13 +147,18 @@ def test_running_out_of_memory_is_one_line(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 20),) * 2)
         main(sys.argv[1:])
     """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), "synth", "--patients", "1",
-                             "--image-size", "4096", str(tmp_path / "big")], capture_output=True, text=True,
-                            timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    def run(*first: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *first, "synth", "--patients", "1",
+                               "--image-size", "4096", str(tmp_path / "big")], capture_output=True, text=True,
+                              timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+    result = run()
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "out of memory while running synth" in lines[0] and "--workers" in lines[0]
+    assert lines == ["error: out of memory while running synth; try fewer --workers or a smaller --image-size"]
+    debug = run("--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "MemoryError" in debug.stderr
 
 
 # ---- item 16: a line per benchmark cell without a terminal ------------------------------------------
