@@ -1,7 +1,12 @@
 """The `modan-dicom` command line: parse options, call one library function, render with rich.
 
 No logic lives here. Every `ModanError` the library raises becomes one line on stderr and exit
-status 2; `--debug` shows the traceback instead.
+status 2; running out of memory becomes one line and exit status 1; `--debug` shows the traceback instead.
+
+Commands check their options and cheap facts about their inputs and outputs (torch-free, in
+`modan_dicom.config`, `modan_dicom.outputs` and `modan_dicom.evaluate.options`) before they import torch or
+create anything. One spelling per concept: `-o/--out` for what a command writes, `--profile` for the
+vocabulary profile; the old spellings (`--output`, `--vocab`) still work and are not shown in --help.
 """
 
 from __future__ import annotations
@@ -28,19 +33,73 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _out_of_memory(exc: BaseException | None) -> bool:
+    """MemoryError, torch's OutOfMemoryError or its CPU allocator's failure, also as the cause of another
+    exception (MONAI wraps what a transform raises); recognised without importing torch."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" \
+                or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 class ModanGroup(click.Group):
-    """A click group that renders library errors as one line (exit 2) unless --debug is given."""
+    """A click group that renders library errors as one line (exit 2), and running out of memory as one
+    line (exit 1), unless --debug is given."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug") or (ctx.obj or {}).get("debug"))
         try:
             return super().invoke(ctx)
         except ModanError as exc:
-            if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
+            if debug:
                 raise
             fail(str(exc))
         except KeyboardInterrupt:
             console.print("interrupted")
             sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - only memory exhaustion is handled; the rest re-raises
+            if debug or not _out_of_memory(exc):
+                raise
+            # a huge allocation fails (MemoryError) before the kernel kills the process: say what to lower
+            name = ctx.invoked_subcommand or ""
+            command = self.get_command(ctx, name) if name else None
+            has = {opt for param in (command.params if command else ()) for opt in getattr(param, "opts", ())}
+            lower = [f"a smaller {opt}" if opt != "--workers" else "fewer --workers"
+                     for opt in ("--workers", "--batch-size", "--image-size", "--limit") if opt in has]
+            hint = f"; try {', '.join(lower[:-1])} or {lower[-1]}" if len(lower) > 1 else (f"; try {lower[0]}" if lower else "")
+            console.print(f"[bold red]error:[/] out of memory while running {name or 'the command'}{hint}", soft_wrap=True)
+            sys.exit(1)
+
+
+class AliasOption(click.Option):
+    """An option with old spellings (`aliases`) that are accepted but not shown in --help."""
+
+    def __init__(self, param_decls: list[str], aliases: tuple[str, ...] = (), **attrs: Any) -> None:
+        super().__init__(list(param_decls) + list(aliases), **attrs)
+        self.aliases = frozenset(aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = self.opts
+        self.opts = [name for name in shown if name not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+def out_option(name: str, help: str, **attrs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-o/--out` (old spelling `--output`), the one name of what a command writes, as parameter `name`."""
+    attrs.setdefault("required", True)
+    return click.option("-o", "--out", name, cls=AliasOption, aliases=("--output",), help=help, **attrs)
+
+
+def profile_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--profile` (old spelling `--vocab`): the vocabulary profile, by name or path."""
+    return click.option("--profile", "profile", cls=AliasOption, aliases=("--vocab",), default="radimagenet",
+                        show_default=True, help=help)
 
 
 @click.group(cls=ModanGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -94,11 +153,12 @@ def _crop_scale(value: str) -> tuple[float, float]:
 
 @main.command()
 @click.option("--index", "index_path", required=True, type=click.Path(), help="index.parquet from `modan-dicom index`.")
-@click.option("--out", required=True, type=click.Path(), help="Run folder (config.json, metrics.csv, checkpoints/, encoder.pt).")
+@out_option("out", "Run folder (config.json, metrics.csv, checkpoints/, encoder.pt): new, or a run to --resume.",
+            type=click.Path(file_okay=False))
 @click.option("--method", type=click.Choice(["mulsupcon", "supcon", "simclr", "ce"]), default="mulsupcon", show_default=True)
-@click.option("--epochs", type=int, default=1000, show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--image-size", type=int, default=224, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=8), default=224, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default 0.05 (SGD) or 1e-3 (Adam, ce).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default=None, help="Default sgd; adam for ce.")
 @click.option("--momentum", type=float, default=0.9, show_default=True)
@@ -106,34 +166,36 @@ def _crop_scale(value: str) -> tuple[float, float]:
 @click.option("--temperature", type=float, default=None, help="Default 0.07; 0.1 for simclr.")
 @click.option("--threshold", type=float, default=0.3, show_default=True, help="Jaccard threshold τ for positives.")
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
-@click.option("--warmup-epochs", type=int, default=10, show_default=True)
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True,
               help="paper: 3x3 stride-1 conv1; torchvision: 7x7 stride 2 (the authors' code).")
 @click.option("--head", type=click.Choice(["mlp", "fc1000"]), default="mlp", show_default=True,
               help="mlp: 128-d projector; fc1000: the authors' loss on a 1000-d fc output.")
 @click.option("--crop-scale", type=str, default="0.2,1.0", show_default=True, help="RandomResizedCrop scale (authors: 0.08,1.0).")
-@click.option("--vocab", "profile", default="radimagenet", show_default=True, help="Vocabulary profile or path.")
+@profile_option("Vocabulary profile (or path) of the targets.")
 @click.option("--label-axes", default="modality,anatomy", show_default=True, help="Comma list of modality, anatomy, laterality, manufacturer.")
 @click.option("--root", type=click.Path(), default=None, help="Folder the index paths start from (default: the indexed source).")
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding workers.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Decoding workers.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache: a second run decodes nothing.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
-@click.option("--checkpoint-every", type=int, default=10, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (default: on CUDA).")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model.")
 def pretrain(index_path: str, out: str, crop_scale: str, label_axes: str, compile_model: bool, **options: Any) -> None:
     """Pretrain a ResNet-18 encoder on an index (MulSupCon, SupCon, SimCLR or cross-entropy)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .config import PretrainConfig
-    from .train import pretrain as run_pretrain
+    from .config import PretrainConfig, check_run_folder
 
     config = PretrainConfig(
         index=index_path, out=out, crop_scale=_crop_scale(crop_scale), compile=compile_model,
         label_axes=tuple(a.strip() for a in label_axes.split(",") if a.strip()), **options,
     )
+    check_run_folder(config.resolved())  # options, index and run folder, before torch loads
+    from .train import pretrain as run_pretrain
+
     main_rank = int(__import__("os").environ.get("RANK", "0")) == 0
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -175,6 +237,8 @@ def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ca-bundle", type=click.Path(), default=None, help="https only: PEM file of the certificate authorities to trust."),
         click.option("--query-cap", type=click.IntRange(min=1), default=None,
                      help="Archive only: the archive's limit on matches per query, when known (default: check any answer of 100+)."),
+        click.option("--max-queries", type=click.IntRange(min=1), default=None,
+                     help="Archive only: the most queries this run may send (default 200,000): an archive answering in circles ends in one line."),
     ]):
         command = option(command)
     return command
@@ -182,8 +246,8 @@ def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command("index")
 @click.argument("source", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(), help="The index file to write (Parquet).")
-@click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) for multi_hot.")
+@out_option("output", "The index file to write (Parquet): new, or an index to update.", type=click.Path())
+@profile_option("Vocabulary profile (or path) for multi_hot.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Reading processes, this one included (folders; default 1) or concurrent queries (archives; default 4).")
 @click.option("--salt", default=None, help="Pseudonym key (default: $MODAN_SALT, else .modan-salt beside the index).")
 @click.option("--keep-uids", is_flag=True, help="Keep Study/Series/SOP Instance UIDs as they are (Patient ID stays pseudonymised).")
@@ -191,10 +255,13 @@ def _archive_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--level", type=click.Choice(["series", "instance"]), default="series", show_default=True,
               help="Archive only: one row per series or per instance.")
 @click.option("--since", default=None, help="Archive only: studies from this date on, added to the census at -o.")
+@click.option("--rekey", is_flag=True, help="Folders only: rebuild an existing index under another salt (refused otherwise).")
+@click.option("--follow-links", is_flag=True, help="Folders only: follow symbolic links that lead out of SOURCE.")
 @_archive_options
 def index(source: str, output: str, profile: str, workers: int | None, salt: str | None, keep_uids: bool, layout: str,
-          level: str, since: str | None, modality: tuple[str, ...], study_date: str | None, calling_aet: str,
-          ca_bundle: str | None, query_cap: int | None) -> None:
+          level: str, since: str | None, rekey: bool, follow_links: bool, modality: tuple[str, ...],
+          study_date: str | None, calling_aet: str, ca_bundle: str | None, query_cap: int | None,
+          max_queries: int | None) -> None:
     """Index every file under SOURCE (a folder), or take the census of an archive (SOURCE a DICOMweb URL or
     dimse://AET@HOST:PORT): one row per file, or per series, with header values, labels and status."""
     from rich.markup import escape
@@ -204,11 +271,18 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
     if is_archive(source):
         from .pacs.census import run_census
 
+        folder_only = [name for name, value in (("--rekey", rekey), ("--follow-links", follow_links)) if value]
+        if folder_only:
+            from .errors import ConfigError
+
+            raise ConfigError(f"{', '.join(folder_only)} apply to a folder, not to an archive address")
+
         with progress_bar("census", "series") as on_progress:
             result = run_census(source, output, profile=profile, level=level, modality=list(modality),
                                 study_date=study_date, since=since, salt=salt, keep_uids=keep_uids,
                                 calling_aet=calling_aet, ca_bundle=ca_bundle, query_cap=query_cap,
-                                workers=workers or 4, progress=on_progress, return_frame=False)
+                                workers=workers or 4, progress=on_progress, return_frame=False,
+                                **({"max_queries": max_queries} if max_queries else {}))
         render_index_summary(result.summary, unit="instances" if level == "instance" else "series")
         for warning in result.summary.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -217,7 +291,8 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
                       f"profile {result.meta.profile}; salt from {result.salt_source})", soft_wrap=True)
         return
     archive_only = {"--level": level != "series", "--since": since, "--modality": modality, "--study-date": study_date,
-                    "--ca-bundle": ca_bundle, "--query-cap": query_cap, "--calling-aet": calling_aet != "MODAN"}
+                    "--ca-bundle": ca_bundle, "--query-cap": query_cap, "--calling-aet": calling_aet != "MODAN",
+                    "--max-queries": max_queries}
     given = [name for name, value in archive_only.items() if value]
     if given:
         from .errors import ConfigError
@@ -227,7 +302,8 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
 
     with progress_bar("index") as on_progress:
         result = run_index(source, output, profile=profile, workers=workers or 1, salt=salt, keep_uids=keep_uids,
-                           layout=layout, progress=on_progress, return_frame=False)
+                           layout=layout, progress=on_progress, return_frame=False, rekey=rekey,
+                           follow_links=follow_links)
     render_index_summary(result.summary)
     for warning in result.summary.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -238,9 +314,9 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
 
 @main.command("pull")
 @click.argument("source")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the pulled files (new, or a previous pull to complete).")
+@out_option("out_dir", "Folder for the pulled files (new, or a previous pull to complete).", type=click.Path(file_okay=False))
 @click.option("--per-series", type=click.IntRange(min=1), default=1, show_default=True, help="Instances per series (the middle ones).")
-@click.option("--profile", default="radimagenet", show_default=True, help="Vocabulary profile: the series it labels are pulled.")
+@profile_option("Vocabulary profile: the series it labels are pulled.")
 @click.option("--census", "census_path", type=click.Path(), default=None, help="Pull the ok series of this census (same salt).")
 @click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Concurrent retrievals.")
 @click.option("--salt", default=None, help="Pseudonym and UID key (default: $MODAN_SALT, else .modan-salt beside the census or in --out).")
@@ -248,7 +324,7 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
 @_archive_options
 def pull_command(source: str, out_dir: str, per_series: int, profile: str, census_path: str | None, workers: int,
                  salt: str | None, no_deidentify: bool, modality: tuple[str, ...], study_date: str | None,
-                 calling_aet: str, ca_bundle: str | None, query_cap: int | None) -> None:
+                 calling_aet: str, ca_bundle: str | None, query_cap: int | None, max_queries: int | None) -> None:
     """Pull a de-identified training set from the archive at SOURCE: PER-SERIES instances of every series the
     profile labels, written to OUT with OUT/index.parquet."""
     from rich.markup import escape
@@ -262,6 +338,7 @@ def pull_command(source: str, out_dir: str, per_series: int, profile: str, censu
         result = run_pull(source, out_dir, per_series=per_series, profile=profile, modality=list(modality),
                           study_date=study_date, census=census_path, workers=workers, deidentify=not no_deidentify,
                           salt=salt, calling_aet=calling_aet, ca_bundle=ca_bundle, query_cap=query_cap,
+                          **({"max_queries": max_queries} if max_queries else {}),
                           progress=on_progress)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -447,7 +524,8 @@ def synth(out_dir: str, seed: int, layout: str, patients: int, image_size: int |
 
 
 @main.command("demo")
-@click.option("--out", "out_dir", default="modan-demo", show_default=True, type=click.Path(file_okay=False), help="A new folder for everything the demo writes.")
+@out_option("out_dir", "A new folder for everything the demo writes.", required=False, default="modan-demo",
+            show_default=True, type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patients", type=click.IntRange(min=4), default=24, show_default=True, help="Synthetic patients (~18 files each).")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Pretraining epochs per method.")
@@ -460,9 +538,19 @@ def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, work
 
     from .demo import run_demo
 
+    cells: dict[str, Any] = {"done": 0, "total": None}
+
+    def on_progress(done: int, total: int | None) -> None:
+        cells.update(done=done, total=total)
+
     with console.status("demo") as status:
+        def on_cell(row: dict[str, Any]) -> None:  # the benchmark is the long step: a line per cell off a terminal
+            line = escape(cell_line(row, cells["done"] + 1, cells["total"]))
+            status.update(line) if console.is_terminal else console.print(f"  {line}", soft_wrap=True)
+
         result = run_demo(out_dir, seed=seed, patients=patients, epochs=epochs, repeats=repeats, workers=workers,
-                          step=lambda text: (status.update(text), console.print(f"· {text}")))
+                          step=lambda text: (status.update(text), console.print(f"· {text}")),
+                          on_cell=on_cell, progress=on_progress)
     table = Table(title="demo artefacts", title_justify="left")
     table.add_column("what")
     table.add_column("where", overflow="fold")
@@ -479,11 +567,11 @@ def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, work
 @click.option("--index", "index_path", required=True, type=click.Path(), help="index.parquet from `modan-dicom index`.")
 @click.option("--init", "inits", multiple=True, required=True,
               help="NAME=encoder.pt, scratch, scratch:SEED or imagenet (or NAME=scratch / NAME=imagenet); repeat.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="The embeddings file to write (Parquet).")
+@out_option("output", "The embeddings file to write (Parquet): new, or one embed wrote.", type=click.Path())
 @click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True,
               help="Side of the images fed to the encoders (use the pretraining image size).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many images, stratified by modality/anatomy.")
-@click.option("--vocab", "profile", default="radimagenet", show_default=True, help="Vocabulary profile (or path) of the labels.")
+@profile_option("Vocabulary profile (or path) of the labels.")
 @click.option("--root", type=click.Path(), default=None, help="Folder the index paths start from (default: the indexed source).")
 @click.option("--imagenet-weights", type=click.Path(), default=None, help="torchvision's resnet18-f37072fd.pth (default: the torch hub cache).")
 @click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True, help="Stem of scratch encoders.")
@@ -496,9 +584,16 @@ def embed_command(index_path: str, inits: tuple[str, ...], output: str, **option
     """Write penultimate-layer features of an index's images for one or more encoders (Parquet)."""
     from rich.markup import escape
 
-    from .evaluate.embed import embed, parse_inits, read_embeddings_meta
+    from .evaluate.options import check_init_files, parse_inits
+    from .ingest.schema import read_index_meta
+    from .outputs import embeddings_output
 
-    encoders = parse_inits(inits)
+    encoders = parse_inits(inits)  # every check before torch loads
+    read_index_meta(index_path)  # exists and is an index
+    check_init_files(encoders)
+    embeddings_output(output)
+    from .evaluate.embed import embed, read_embeddings_meta
+
     with progress_bar("embed", "images") as on_progress:
         path = embed(index_path, encoders, output, progress=on_progress, **options)
     meta = read_embeddings_meta(path)
@@ -510,7 +605,7 @@ def embed_command(index_path: str, inits: tuple[str, ...], output: str, **option
 
 @main.command("visualize")
 @click.argument("embeddings", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(), help="The PNG to write.")
+@out_option("output", "The PNG to write: new, or a figure modan-dicom wrote.", type=click.Path())
 @click.option("--encoders", default=None, help="Comma list of encoders, in panel order (default: all, file order).")
 @click.option("--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
 @click.option("--min-dist", type=click.FloatRange(min=0.0), default=0.1, show_default=True)
@@ -521,6 +616,9 @@ def visualize_command(embeddings: str, output: str, encoders: str | None, **opti
     """Draw UMAPs of the features in EMBEDDINGS, one panel per encoder, coloured by modality/anatomy (PNG)."""
     from rich.markup import escape
 
+    from .outputs import figure_output
+
+    figure_output(output)  # before UMAP and matplotlib load
     from .evaluate.visualize import visualize
 
     names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
@@ -553,7 +651,8 @@ def render_paper_tables(tables: list[Any]) -> None:
               show_default=True, help="Wilcoxon alternative on (reference - init); greater: the reference is better.")
 @click.option("--predictions", type=click.Path(), default=None,
               help="Per-image test predictions (default: predictions.parquet beside RUNS.csv, if any).")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@out_option("out_dir", "Report folder: new, a previous report, or the benchmark's results folder.",
+            type=click.Path(file_okay=False))
 @click.option("--n-boot", type=click.IntRange(min=1), default=2000, show_default=True, help="Group-bootstrap replicates.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 def report(runs_csv: str, reference: str, alternative: str, predictions: str | None, out_dir: str, n_boot: int,
@@ -613,6 +712,43 @@ class CellTable:
         return table
 
 
+def cell_line(row: dict[str, Any], done: int, total: int | None) -> str:
+    """One plain line for a finished benchmark cell (logs, pipes: no terminal to redraw a table on)."""
+    of = f"/{total}" if total is not None else ""
+    return (f"cell {done}{of}: {row['task']} {row['init']} {row['mode']} repeat {row['repeat']} fold {row['fold']}: "
+            f"AUC {float(row['auc']):.3f} ({float(row['seconds']):.1f} s)")
+
+
+@contextlib.contextmanager
+def cell_progress() -> Iterator[tuple[Callable[[int, int | None], None], Callable[[dict[str, Any]], None]]]:
+    """The `progress` and `on_cell` callbacks of a benchmark: a live `CellTable` on a terminal, else one
+    plain line per finished cell on stderr."""
+    from rich.markup import escape
+
+    table = CellTable()
+    if not console.is_terminal:
+        def on_progress(done: int, total: int | None) -> None:
+            table.done, table.total = done, total
+
+        def on_line(row: dict[str, Any]) -> None:
+            console.print(escape(cell_line(row, table.done + 1, table.total)), soft_wrap=True)
+
+        yield on_progress, on_line
+        return
+    from rich.live import Live
+
+    with Live(table.render(), console=console, transient=True, refresh_per_second=4) as live:
+        def on_live_progress(done: int, total: int | None) -> None:
+            table.done, table.total = done, total
+            live.update(table.render())
+
+        def on_cell(row: dict[str, Any]) -> None:
+            table.add(row)
+            live.update(table.render())
+
+        yield on_live_progress, on_cell
+
+
 @main.command("benchmark")
 @click.option("--tasks", default="acl,breast,thyroid", show_default=True, help="Comma list of tasks (names or paths).")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
@@ -636,31 +772,24 @@ class CellTable:
 @click.option("--layout", default="auto", show_default=True, help="Dataset layout (see load_task).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
 @click.option("--resume", is_flag=True, help="Skip the cells the output folder's runs.csv already lists.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Results folder.")
+@out_option("out_dir", "Results folder: new, or one to --resume.", type=click.Path(file_okay=False))
 def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: str, out_dir: str,
                       **options: Any) -> None:
     """Fine-tune and linear-probe each --init on each task (5 folds x --repeats); write runs, predictions, report."""
-    from rich.live import Live
     from rich.markup import escape
 
-    from .evaluate.benchmark import benchmark
-    from .evaluate.embed import parse_inits
-    from .evaluate.report import read_runs
-    from .evaluate.stats import summary_table
+    from .evaluate.options import check_benchmark_options, parse_inits
 
     specs = parse_inits(inits)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    table = CellTable()
-    with Live(table.render(), console=console, transient=True, refresh_per_second=4) as live:
-        def on_progress(done: int, total: int | None) -> None:
-            table.done, table.total = done, total
-            live.update(table.render())
+    check_benchmark_options(names, specs, out_dir, modes=mode_list, resume=options["resume"],
+                            reference=options["reference"])  # before torch loads
+    from .evaluate.benchmark import benchmark
+    from .evaluate.report import read_runs
+    from .evaluate.stats import summary_table
 
-        def on_cell(row: dict[str, Any]) -> None:
-            table.add(row)
-            live.update(table.render())
-
+    with cell_progress() as (on_progress, on_cell):
         result = benchmark(names, data_dir, specs, out_dir, modes=mode_list, progress=on_progress, on_cell=on_cell,
                            **options)
     from .evaluate.report import paper_tables

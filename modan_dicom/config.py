@@ -65,9 +65,21 @@ class PretrainConfig:
             raise ConfigError(f"unknown head '{self.head}' (mlp or fc1000)")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ConfigError(f"unknown schedule '{self.schedule}' (cosine, step or constant)")
-        for name in ("epochs", "batch_size", "image_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        for name, least in (("epochs", 1), ("batch_size", 1), ("image_size", 8), ("checkpoint_every", 1),
+                            ("warmup_epochs", 0), ("workers", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}")
+        for name in ("lr", "temperature"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ConfigError(f"--{name} must be positive")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError("--momentum must lie in [0, 1)")
+        if not self.weight_decay >= 0.0:
+            raise ConfigError("--weight-decay must not be negative")
+        from .data.targets import LABEL_AXES  # numpy and pandas, no torch
+
+        if not self.label_axes or set(self.label_axes) - set(LABEL_AXES):
+            raise ConfigError(f"--label-axes must be a comma list of {', '.join(LABEL_AXES)}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("--threshold must lie in [0, 1]")
         low, high = self.crop_scale
@@ -118,3 +130,21 @@ def differing_keys(saved: PretrainConfig, requested: PretrainConfig) -> list[str
     """Keys whose values differ between two resolved configurations, ignoring `RESUMABLE_KEYS`."""
     a, b = saved.to_dict(), requested.to_dict()
     return sorted(k for k in a if k not in RESUMABLE_KEYS and a[k] != b.get(k))
+
+
+def check_run_folder(config: PretrainConfig) -> None:
+    """Check what a run needs before any work (no torch): the index exists and is a modan-dicom index,
+    and `config.out` is new, empty or a previous run: continued with `resume`, else refused.
+
+    Raises SourceError (index), OutputError (a folder of the user's), ConfigError (run state)."""
+    from .ingest.schema import read_index_meta
+    from .outputs import run_folder
+
+    read_index_meta(config.index)  # SourceError: missing, or not an index
+    out = Path(config.out)
+    run_folder(out)
+    last = out / "checkpoints" / "last.pt"
+    if last.exists() and not config.resume:
+        raise ConfigError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    if config.resume and not last.exists():
+        raise ConfigError(f"nothing to resume: {last} does not exist")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputError
 
@@ -37,6 +38,8 @@ def run_demo(
     finetune_epochs: int = 2,
     workers: int = 2,
     step: Callable[[str], None] | None = None,
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> DemoResult:
     """Run synth → index → pretrain (mulsupcon, simclr) under `out` and return the artefacts.
 
@@ -50,6 +53,8 @@ def run_demo(
         task_image_size: pixels of the downstream images (the encoders are resolution-agnostic CNNs).
         finetune_epochs: downstream training epochs (the paper: 10).
         step: called with a short description before each step.
+        on_cell, progress: the benchmark's callbacks (`modan_dicom.evaluate.benchmark.benchmark`): its
+            longest step, so a caller can show each finished cell.
     """
     from .evaluate.benchmark import benchmark
     from .evaluate.embed import embed
@@ -101,6 +106,7 @@ def run_demo(
     results = benchmark(
         TASK_NAMES, tasks, inits, out / "results", repeats=repeats, epochs=finetune_epochs, image_size=task_image_size,
         stem="torchvision", reference="mulsupcon", seed=seed, workers=workers, device="cpu",
+        on_cell=on_cell, progress=progress,
     )
     result.artefacts["runs"] = results / "runs.csv"
     result.artefacts["report"] = results / "summary.md"

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import atomic
-from .config import PretrainConfig, differing_keys
+from .config import PretrainConfig, check_run_folder, differing_keys
 from .data.augment import TwoViewAugment
 from .data.bank import ImageBank, build_bank
 from .data.targets import build_targets
@@ -206,12 +206,7 @@ def pretrain(
     out = Path(config.out)
     checkpoints = out / "checkpoints"
     last = checkpoints / "last.pt"
-    if not Path(config.index).exists():
-        raise SourceError(f"{config.index}: no such index")
-    if last.exists() and not config.resume:
-        raise ConfigError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
-    if config.resume and not last.exists():
-        raise ConfigError(f"nothing to resume: {last} does not exist")
+    check_run_folder(config)
     if runtime.is_main:
         atomic.prepare_parent(out / "config.json")
         for folder in (out, checkpoints):  # what killed runs left half-written

@@ -449,3 +449,16 @@ def test_cli_report_errors_are_one_line_and_exit_2(args: list[str], message: str
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "rep" / "summary.md").exists()
+
+
+def test_small_runs_say_they_are_a_smoke_test_and_what_p_they_allow() -> None:
+    from modan_dicom.evaluate.report import caveats, smallest_p
+
+    assert smallest_p(2) == 0.5 and smallest_p(5) == 0.0625 and smallest_p(6) == 0.03125
+    assert smallest_p(4, "greater") == 0.0625
+    smoke, floor = caveats(2, {"acl": 40, "thyroid": 349})
+    assert "Smoke test" in smoke and "2 repeats" in smoke and "40 images (acl)" in smoke and "thyroid" not in smoke
+    assert "2/2^2 = 0.5" in floor
+    assert caveats(10, {"acl": 1021}) == []
+    assert caveats(5, {"acl": 1021}) == [caveats(5, {})[0]] and "0.0625" in caveats(5, {})[0]
+    assert "n/a" in caveats(1, {})[1]

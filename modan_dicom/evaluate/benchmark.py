@@ -48,10 +48,10 @@ from ..errors import ConfigError
 from .embed import load_init
 from .finetune import Recipe, finetune_cell
 from .linear import linear_cell, probe_features
+from .options import MODES, check_benchmark_options
 from .report import PREDICTION_COLUMNS, write_report
 from .tasks import Task, load_task
 
-MODES = ("finetune", "linear")
 RUNS_COLUMNS = ("task", "init", "mode", "repeat", "fold", "auc", "n_train", "n_val", "n_test", "seconds", "seed")
 CELL_KEYS = ("task", "init", "mode", "repeat", "fold")
 # arguments a resumed run must share with the run it continues
@@ -131,10 +131,7 @@ def benchmark(tasks: Sequence[str], data_dir: str | os.PathLike[str], inits: Map
     SourceError (encoder files, ImageNet weights).
     """
     modes = tuple(dict.fromkeys(modes))
-    if not modes or any(m not in MODES for m in modes):
-        raise ConfigError(f"modes must be among {', '.join(MODES)}, not {', '.join(modes) or 'none'}")
-    if not tasks or not inits:
-        raise ConfigError("benchmark needs at least one task and one init")
+    check_benchmark_options(tasks, inits, out, modes=modes, resume=resume, reference=reference)
     if min(repeats, epochs, batch_size, image_size, step_size) < 1 or lr <= 0:
         raise ConfigError("repeats, epochs, batch_size, image_size and step_size must be >= 1 and lr > 0")
     reference = reference or next(iter(inits))

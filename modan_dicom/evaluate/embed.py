@@ -45,10 +45,12 @@ from ..atomic import atomic_path
 from ..devices import resolve_device
 from ..errors import ConfigError, DatasetError, SourceError
 from ..ingest.schema import resolve_index_root
+from ..outputs import EMBEDDINGS_KEY, embeddings_output
+from .options import builtin_init as _builtin, parse_init, parse_inits  # noqa: F401 - re-exported
 
 EMBEDDINGS_FORMAT = "modan-dicom-embeddings"
 EMBEDDINGS_VERSION = 1
-META_KEY = b"modan_dicom_embeddings"
+META_KEY = EMBEDDINGS_KEY
 BUILTIN_INITS = ("scratch", "imagenet")
 LABEL_COLUMNS = ("path", "patient_key", "modality", "anatomy", "pair", "encoder")
 
@@ -56,49 +58,6 @@ Progress = Callable[[int, "int | None"], None]
 
 
 # ---- small helpers ---------------------------------------------------------------------------------
-
-
-def parse_init(text: str) -> tuple[str, str]:
-    """One ``--init`` value → (name, spec).
-
-    ``NAME=SPEC`` (split at the first ``=``), or a bare built-in (``scratch``, ``scratch:N``, ``imagenet``),
-    which names itself. SPEC is a built-in or a path to an encoder file.
-    Raises `ConfigError` for an empty name or spec, or a bare value that is not a built-in.
-    """
-    value = text.strip()
-    if "=" in value:
-        name, spec = (part.strip() for part in value.split("=", 1))
-        if not name or not spec:
-            raise ConfigError(f"malformed --init {text!r}: expected NAME=encoder.pt, scratch or imagenet")
-        return name, spec
-    if _builtin(value) is not None:
-        return value, value
-    raise ConfigError(f"malformed --init {text!r}: expected NAME=encoder.pt, scratch, scratch:SEED or imagenet")
-
-
-def parse_inits(texts: Iterable[str]) -> dict[str, str]:
-    """Several ``--init`` values → {name: spec} in the given order; a name given twice is a `ConfigError`."""
-    specs: dict[str, str] = {}
-    for text in texts:
-        name, spec = parse_init(text)
-        if name in specs:
-            raise ConfigError(f"encoder name '{name}' given twice in --init")
-        specs[name] = spec
-    return specs
-
-
-def _builtin(spec: str) -> tuple[str, int | None] | None:
-    """("scratch", seed or None) / ("imagenet", None) for a built-in spec, else None."""
-    if spec == "imagenet":
-        return "imagenet", None
-    if spec == "scratch":
-        return "scratch", None
-    if spec.startswith("scratch:"):
-        try:
-            return "scratch", int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ConfigError(f"malformed encoder spec {spec!r}: scratch:SEED needs an integer seed") from None
-    return None
 
 
 class _RepeatGrey(nn.Module):
@@ -267,6 +226,7 @@ def embed(
         raise SourceError(f"{index}: no such index")
     if Path(out).resolve() == index.resolve():
         raise ConfigError(f"{out}: the output would overwrite the index")
+    embeddings_output(out)  # a file we did not write is never replaced
     chosen_device = resolve_device(device)
 
     # every encoder is built before any image is decoded: a bad spec fails in a second, not after decoding

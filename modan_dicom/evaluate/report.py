@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..atomic import atomic_open, atomic_path, write_text
 from ..errors import DatasetError, SourceError
+from ..outputs import PNG_METADATA, REPORT_TITLE, report_folder
 from .stats import (
     Alternative,
     check_alternative,
@@ -49,6 +50,8 @@ PREDICTION_COLUMNS = ("task", "init", "mode", "repeat", "fold", "id", "group", "
 MODE_TITLES = {"finetune": "Fine-tuning (the shape of the paper's Table 4)",
                "linear": "Linear probing (the shape of the paper's Table 5)"}
 ALPHA_BOLD = 0.05
+SMOKE_REPEATS = 5  # fewer repeats than this, or tasks smaller than SMOKE_IMAGES: the report says it is a smoke test
+SMOKE_IMAGES = 100
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,47 @@ def paper_tables(summary: pd.DataFrame, reference: str) -> list[PaperTable]:
     return tables
 
 
+def smallest_p(n_pairs: int, alternative: str = "two-sided") -> float:
+    """The smallest p an exact Wilcoxon signed-rank test can give on `n_pairs` pairs: every difference of
+    one sign, probability 1/2^n under the null (doubled when two-sided)."""
+    return min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2.0 ** n_pairs)
+
+
+def task_images(runs: pd.DataFrame, predictions: pd.DataFrame | None = None) -> dict[str, int]:
+    """Images per task: the test images of one repeat (its folds partition the task), else the distinct
+    predicted ids; {} when neither is known."""
+    if "n_test" in runs and runs["n_test"].notna().all():
+        per_repeat = runs.groupby(["task", "init", "mode", "repeat"])["n_test"].sum()
+        return {str(task): int(n) for task, n in per_repeat.groupby(level="task").max().items()}
+    if predictions is not None:
+        return {str(task): int(ids.nunique()) for task, ids in predictions.groupby("task")["id"]}
+    return {}
+
+
+def caveats(n_repeats: int, images: dict[str, int], alternative: str = "two-sided") -> list[str]:
+    """summary.md's warnings: a smoke test (fewer than `SMOKE_REPEATS` repeats, or a task of fewer than
+    `SMOKE_IMAGES` images), and a Wilcoxon p that cannot reach `ALPHA_BOLD` with so few repeats."""
+    notes = []
+    small = sorted(task for task, n in images.items() if n < SMOKE_IMAGES)
+    if n_repeats < SMOKE_REPEATS or small:
+        why = []
+        if n_repeats < SMOKE_REPEATS:
+            why.append(f"{n_repeats} repeat{'s' if n_repeats != 1 else ''} (the paper: 10)")
+        if small:
+            why.append("tasks of " + ", ".join(f"{images[t]} images ({t})" for t in small))
+        notes.append(f"**Smoke test, not a result**: {' and '.join(why)}. These AUCs show that the pipeline runs "
+                     "end to end; they say nothing about how well an encoder transfers.")
+    floor = smallest_p(n_repeats, alternative)
+    if n_repeats < 2:
+        notes.append("With 1 repeat there is no pair to test: every Wilcoxon p of the tables is n/a.")
+    elif floor > ALPHA_BOLD:
+        notes.append(f"With {n_repeats} repeats the smallest {alternative} Wilcoxon p is "
+                     f"{'2' if alternative == 'two-sided' else '1'}/2^{n_repeats} = {floor:.3g}: no p-value of the "
+                     f"tables (paired by repeat) can reach {ALPHA_BOLD} whatever the AUCs; more repeats are needed "
+                     "for a test.")
+    return notes
+
+
 def _md_cell(cell: Cell) -> str:
     return f"**{cell.text}**" if cell.bold and cell.text else cell.text
 
@@ -217,17 +261,20 @@ def _md_table(header: list[str], rows: list[list[str]], align: list[str] | None 
 
 
 def render_markdown(tables: list[PaperTable], folds: pd.DataFrame, ci: pd.DataFrame | None, *, reference: str,
-                    alternative: str, n_repeats: str, files: list[str], ci_settings: str) -> str:
+                    alternative: str, n_repeats: str, files: list[str], ci_settings: str,
+                    notes: tuple[str, ...] | list[str] = ()) -> str:
     """summary.md: the paper tables first, then what lies beyond the paper, then the methods."""
     side = {"two-sided": "two-sided", "greater": "one-sided (H1: the reference is better)",
             "less": "one-sided (H1: the reference is worse)"}[alternative]
     parts = [
-        "# Downstream benchmark report",
+        REPORT_TITLE,
         "",
         f"Mean AUC over repeats (each repeat: the mean of its fold AUCs; {n_repeats}) and the p-value of the "
         f"Wilcoxon signed-rank test ({side}) against the reference **{reference}**, paired by repeat. "
         "Bold: the best AUC of each task, and p ≤ 0.05.",
     ]
+    for note in notes:
+        parts += ["", f"> {note}"]
     for table in tables:
         parts += ["", f"## {table.title}", "",
                   _md_table(table.header, [[_md_cell(c) for c in row] for row in table.rows])]
@@ -397,7 +444,7 @@ def plot_roc(task: str, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray
         ax.grid(alpha=0.25)
         ax.legend(loc="lower right", fontsize=8, title="init (pooled AUC)", title_fontsize=8)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1)
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.1, metadata=PNG_METADATA)
     return path
 
 
@@ -451,6 +498,7 @@ def write_report(runs: str | os.PathLike[str] | pd.DataFrame, out_dir: str | os.
     frame = read_runs(runs)
     check_reference(frame, reference)
     out = Path(out_dir)
+    report_folder(out)  # a folder of the user's is never written into
     summary = summary_table(frame, reference, alternative)
     folds = fold_level_comparison(frame, reference, alternative)
     tables = paper_tables(summary, reference)
@@ -468,8 +516,9 @@ def write_report(runs: str | os.PathLike[str] | pd.DataFrame, out_dir: str | os.
                    f"interval clipped to [0, 1]. Bootstrap: {n_boot} replicates (seed {seed}) resampling groups "
                    "(exams / cases) with replacement, the same groups for every repeat; percentile interval. DeLong "
                    "treats images as independent: where a group holds several images, trust the bootstrap.")
+    notes = caveats(int(counts[0]), task_images(frame, preds), alternative)
     markdown = render_markdown(tables, folds, ci, reference=reference, alternative=alternative, n_repeats=n_repeats,
-                               files=names, ci_settings=ci_settings)
+                               files=names, ci_settings=ci_settings, notes=notes)
     summary_csv = _write_csv(summary, out / "summary.csv")
     folds_csv = _write_csv(folds, out / "folds.csv")
     ci_csv = _write_csv(ci, out / "ci.csv") if ci is not None else None

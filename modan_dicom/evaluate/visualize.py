@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import atomic_path
+from ..outputs import PNG_METADATA, figure_output
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def visualize(
     from .embed import read_embeddings
 
     data = read_embeddings(embeddings_parquet)
+    figure_output(out_png)  # a file we did not write is never replaced
     names = list(encoders) if encoders else data.encoders
     if not names:
         raise ConfigError(f"{embeddings_parquet}: holds no encoders")
@@ -205,5 +207,5 @@ def visualize(
              f"n_neighbors={n_neighbors}, min_dist={min_dist}, seed={seed}")
     figure = umap_figure(panels, colors=colors, point_size=point_size, seed=seed, title=title)
     with atomic_path(out_png, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
+        figure.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
     return Path(out_png)

@@ -926,3 +926,18 @@ def is_image(header: dict[str, Any]) -> bool:
     if not header.get("image"):
         return False
     return not is_non_image_sop_class(header.get("SOPClassUID"))
+
+
+def non_image_reason(header: dict[str, Any], non_image_code: bool = False) -> str | None:
+    """Why a DICOM header is no image, for the `error` column of a `non_image` row; None for an image.
+    non_image_code: the vocabulary says the SOP class or Modality is not an image (`Labels.non_image`)."""
+    sop_class = header.get("SOPClassUID")
+    if sop_class == MEDIA_STORAGE_DIRECTORY:
+        return "a DICOMDIR (media directory)"
+    if is_non_image_sop_class(sop_class):
+        return "a non-image SOP class"
+    if not header.get("image"):
+        return "no Pixel Data"
+    if non_image_code:
+        return "a non-image SOP class or Modality"
+    return None

@@ -43,10 +43,10 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..atomic import exclusive_output
-from ..errors import ConfigError, OutputError, SourceError
+from ..errors import ConfigError, SourceError
 from . import pagecache, radimagenet
 from .executor import ChunkRunner
-from .header import HEADER_WINDOW, is_image, read_header, tail_is_whole
+from .header import HEADER_WINDOW, non_image_reason, read_header, tail_is_whole
 from .pseudonym import (
     MARKER_PREFIX,
     SALT_ENV,
@@ -170,9 +170,9 @@ class FileIndexer:
             if len(self._labels) > 50_000:
                 self._labels.clear()
             labels = self.labels(header)
-            non_image = (not is_image(header)) or bool(getattr(labels, "non_image", False))
-            status = "non_image" if non_image else ("ok" if labels.mapped else "unmapped")
-            found = self._labels[key] = (status, labels.modality, labels.anatomy, labels.modality_source,
+            reason = non_image_reason(header, bool(getattr(labels, "non_image", False)))
+            status = "non_image" if reason else ("ok" if labels.mapped else "unmapped")
+            found = self._labels[key] = (status, reason, labels.modality, labels.anatomy, labels.modality_source,
                                          labels.anatomy_source, labels.multi_hot)
         return found
 
@@ -196,8 +196,8 @@ class FileIndexer:
             self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
             return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
-        status, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
-        return (path, size, mtime_ns, status, None, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
+        status, reason, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
+        return (path, size, mtime_ns, status, reason, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
                 *self.pseudo.key_tuple(*_IDENTIFIERS(header)), header["StudyMonth"],
                 modality, anatomy, modality_source, anatomy_source, None, multi_hot)
 
@@ -363,19 +363,10 @@ def check_output_file(output: str | os.PathLike[str], what: str = "index") -> Pa
     """The resolved path of a Parquet file to write (`what`: "index", "census"), its folder created;
     OutputError when it is a folder, cannot be written, or is a file of the user's that is not a
     modan-dicom index or census (it would be replaced)."""
-    from ..atomic import prepare_parent
+    from ..outputs import INDEX_KEY, claim_file, has_parquet_key
 
-    path = Path(output)
-    if path.is_dir():
-        raise OutputError(f"{output} is a folder; give the {what} file name (e.g. {path / (what + '.parquet')})")
-    if path.exists():
-        try:
-            read_index_meta(path)
-        except SourceError as exc:
-            raise OutputError(f"{output} exists and is not a modan-dicom {what}; refusing to replace it "
-                              "(remove it or choose another name)") from exc
-    prepare_parent(path)  # raises OutputError when the folder cannot be created or written
-    return path.resolve()
+    return claim_file(output, lambda path: has_parquet_key(path, INDEX_KEY), f"modan-dicom {what}",
+                      f"{what}.parquet")
 
 
 def resolve_output_salt(

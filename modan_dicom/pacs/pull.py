@@ -98,13 +98,11 @@ def _is_pull_folder(root: Path) -> bool:
 
 
 def _remove_stale_temporaries(root: Path) -> int:
-    """Delete the half-written files a killed pull left behind (atomic writes' `.NAME.*.tmp`)."""
-    removed = 0
-    for path in root.rglob(".*.tmp"):
-        if path.is_file():
-            path.unlink()
-            removed += 1
-    return removed
+    """Delete the half-written files a killed pull left behind in any folder under `root` (atomic
+    writes' temporaries whose writer is gone; never those of a live writer)."""
+    from ..atomic import remove_stale_temps
+
+    return sum(remove_stale_temps(folder) for folder, _, _ in os.walk(root))
 
 
 def _census_selection(census_path: str | os.PathLike[str], fingerprint: str) -> dict[str, tuple[str, str]]:
