@@ -489,3 +489,27 @@ def test_paths_longer_than_the_system_allows_are_rows(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(src)  # (rmtree walks by descriptors too)
 
+
+
+def test_cli_rekey_and_follow_links_reach_the_index(tmp_path: Path) -> None:
+    """`index --follow-links` and `--rekey` are passed through; given with an archive address they are refused."""
+    from click.testing import CliRunner
+
+    from modan_dicom.cli import main
+
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    _export(src, n_series=1, per_series=1)
+    write_dicom(elsewhere / "outside.dcm", modality="MR", body_part="KNEE")
+    (src / "linked-file").symlink_to(elsewhere / "outside.dcm")
+    out = tmp_path / "index.parquet"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(src), "-o", str(out), "--salt", SALT]).exit_code == 0
+    assert read_index(out).set_index("path").loc["linked-file", "status"] == "error"
+    assert runner.invoke(main, ["index", str(src), "-o", str(out), "--salt", SALT, "--follow-links"]).exit_code == 0
+    assert read_index(out).set_index("path").loc["linked-file", "status"] == "ok"
+    refused = runner.invoke(main, ["index", str(src), "-o", str(out), "--salt", "other"])
+    assert refused.exit_code == 2 and "another salt" in refused.output
+    assert runner.invoke(main, ["index", str(src), "-o", str(out), "--salt", "other", "--rekey"]).exit_code == 0
+    archive = runner.invoke(main, ["index", "http://127.0.0.1:9/dicom-web", "-o", str(tmp_path / "c.parquet"),
+                                   "--rekey"])
+    assert archive.exit_code == 2 and "--rekey apply to a folder" in archive.output
