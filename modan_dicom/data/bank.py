@@ -16,7 +16,6 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from monai.data import Dataset, PersistentDataset
 
 from .. import atomic
 from ..errors import UndecodableError
-from .decode import DECODE_TIMEOUT_S, DecodeFailure, IsolatedDecoder, describe
+from .decode import DECODE_TIMEOUT_S, IsolatedDecoder
 from .targets import Targets
 from .transforms import LoadResizedd
 
@@ -104,16 +103,6 @@ def bank_items(index: pd.DataFrame, rows: np.ndarray, root: Path, image_size: in
     return items, paths
 
 
-def _reason(exc: BaseException, path: str) -> str:
-    """The reason behind `exc`: MONAI re-raises a transform's error wrapped in a RuntimeError."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DecodeFailure):
-            return seen.reason
-        seen = seen.__cause__ or seen.__context__
-    return describe(exc, path)
-
-
 def build_bank(
     index: pd.DataFrame,
     targets: Targets,
@@ -140,40 +129,22 @@ def build_bank(
     """
     root = Path(root)
     items, paths = bank_items(index, targets.rows, root, image_size)
-    n, workers = len(items), max(1, int(workers))
+    n = len(items)
     images = torch.empty(n, 1, image_size, image_size, dtype=torch.uint8)
     decoded = np.zeros(n, dtype=bool)
     failures: list[Failure] = []
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="modan-bank")
-    try:
-        # the decoder closes first on any error (Ctrl-C too), so no thread is left waiting on a worker
-        with IsolatedDecoder(image_size, workers, timeout_s) as decoder:
-            transform = LoadResizedd(dict(zip((item["key"] for item in items), paths)), decoder)
-            if cache_dir is not None:
-                dataset: Dataset = PersistentDataset(items, transform=transform, cache_dir=Path(cache_dir))
+    with IsolatedDecoder(image_size, workers, timeout_s) as decoder:
+        transform = LoadResizedd(dict(zip((item["key"] for item in items), paths)), decoder)
+        if cache_dir is not None:
+            dataset: Dataset = PersistentDataset(items, transform=transform, cache_dir=Path(cache_dir))
+        else:
+            dataset = Dataset(items, transform=transform)
+        for i, result in decoder.map(lambda i: dataset[i]["image"], paths, progress):
+            if isinstance(result, str):
+                failures.append(Failure(int(targets.rows[i]), result))
             else:
-                dataset = Dataset(items, transform=transform)
-
-            def one(i: int) -> torch.Tensor | str:
-                try:
-                    return dataset[i]["image"]
-                except DecodeFailure as exc:
-                    return exc.reason
-                except BaseException as exc:  # noqa: BLE001 - a failure of any kind costs this image only
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-                        raise
-                    return _reason(exc, paths[i])
-
-            for i, result in enumerate(pool.map(one, range(n))):
-                if isinstance(result, str):
-                    failures.append(Failure(int(targets.rows[i]), result))
-                else:
-                    images[i] = torch.as_tensor(result).reshape(1, image_size, image_size)
-                    decoded[i] = True
-                if progress is not None:
-                    progress(i + 1, n)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+                images[i] = torch.as_tensor(result).reshape(1, image_size, image_size)
+                decoded[i] = True
     kept = np.flatnonzero(decoded)
     whole = len(kept) == n
     return ImageBank(

@@ -24,6 +24,7 @@ Overhead, measured on 2 vCPUs: see docs/architecture.md ("Training data").
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import queue
@@ -31,6 +32,8 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,7 @@ import torch
 DECODE_TIMEOUT_S = 120.0  # one image; the largest legitimate images decode in seconds
 _REASON_LIMIT = 200
 # UIDs other than the standard's own (transfer syntaxes, SOP classes) may identify a patient's image
-_UID = re.compile(r"\b(?!1\.2\.840\.10008\.)\d+(?:\.\d+){3,}\b")
+_UID = re.compile(r"(?<![\d.])(?!1\.2\.840\.10008\.)\d+(?:\.\d+){3,}(?!\d)")
 _ALWAYS_RAISE = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
@@ -68,6 +71,16 @@ def describe(exc: BaseException, path: str | os.PathLike[str]) -> str:
     return text[:_REASON_LIMIT]
 
 
+def failure_reason(exc: BaseException, path: str | os.PathLike[str]) -> str:
+    """The reason behind `exc`: a `DecodeFailure`'s own, also when wrapped (MONAI re-raises in a RuntimeError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DecodeFailure):
+            return seen.reason
+        seen = seen.__cause__ or seen.__context__
+    return describe(exc, path)
+
+
 def scrub(text: str, path: str | os.PathLike[str]) -> str:
     """`text` without the path, any of its trailing parts (folders may be named after patients), or UIDs."""
     parts = Path(path).parts
@@ -89,6 +102,7 @@ def _context() -> multiprocessing.context.BaseContext:
 def _serve(conn: Connection, image_size: int) -> None:
     """A worker: decode the paths that arrive on `conn` until None; send (True, array) or (False, reason)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    faulthandler.disable()  # a crash here is an answer (the image's reason), not a report for the user
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # decoders print (Rust panics, GDCM warnings); library code never does
     os.dup2(devnull, 2)
@@ -148,12 +162,13 @@ class IsolatedDecoder:
 
     def __init__(self, image_size: int, workers: int = 2, timeout_s: float = DECODE_TIMEOUT_S) -> None:
         self.image_size = int(image_size)
+        self.workers = max(1, int(workers))
         self.timeout_s = float(timeout_s)
         self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
         self._workers: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
-        for _ in range(max(1, int(workers))):
+        for _ in range(self.workers):
             self._idle.put(self._start())
 
     def __enter__(self) -> IsolatedDecoder:
@@ -208,6 +223,40 @@ class IsolatedDecoder:
             if self._closed:
                 raise DecodeFailure("decoding was stopped") from None
             raise DecodeFailure(_exit_reason(worker.process.exitcode)) from None
+
+    def map(
+        self,
+        get: Callable[[int], torch.Tensor],
+        paths: Sequence[str],
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> Iterator[tuple[int, torch.Tensor | str]]:
+        """`get(i)` for every i of `paths` from as many threads as workers: (i, image) or (i, reason), in order.
+
+        `get` decodes image i through this decoder (directly or through a MONAI dataset); a failure of
+        any kind (except KeyboardInterrupt, SystemExit, GeneratorExit) costs that image only. `paths`
+        are the files, for scrubbing them from reasons. progress: (images done, total).
+        """
+
+        def one(i: int) -> torch.Tensor | str:
+            try:
+                return get(i)
+            except BaseException as exc:  # noqa: BLE001 - a failure of any kind costs this image only
+                if isinstance(exc, _ALWAYS_RAISE):
+                    raise
+                return failure_reason(exc, paths[i])
+
+        n, finished = len(paths), False
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="modan-decode")
+        try:
+            for i, result in enumerate(pool.map(one, range(n))):
+                yield i, result
+                if progress is not None:
+                    progress(i + 1, n)
+            finished = True
+        finally:
+            if not finished:
+                self.close()  # first, so that no thread is left waiting on a worker (Ctrl-C included)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         """Stop every worker (a call still waiting gets `DecodeFailure`)."""
