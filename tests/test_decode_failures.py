@@ -129,7 +129,8 @@ def test_the_decoder_survives_its_workers(hostile: tuple[Path, Path, dict[str, s
 
 def test_reasons_name_no_file_or_uid() -> None:
     path = "/data/export/DOE^JANE/1.2.826.0.1.3680043.8.498.123456789/IM1.dcm"
-    text = f"{path}: cannot decode; ITK: cannot read DOE^JANE/1.2.826.0.1.3680043.8.498.123456789/IM1.dcm (1.2.840.10008.1.2.5)"
+    tail = "DOE^JANE/1.2.826.0.1.3680043.8.498.123456789/IM1.dcm"
+    text = f"{path}: cannot decode; ITK: cannot read {tail} (1.2.840.10008.1.2.5)"
     cleaned = scrub(text, path)
     assert "DOE" not in cleaned and "498.123456789" not in cleaned and "IM1" not in cleaned
     assert "1.2.840.10008.1.2.5" in cleaned and cleaned.startswith("cannot decode")
@@ -157,3 +158,40 @@ def test_the_cache_holds_no_path_text(tmp_path: Path) -> None:
         assert name.encode() not in data and name.encode("utf-16-le") not in data and b"export" not in data
     second = build_bank(frame, targets, export, 16, cache_dir=cache, workers=1)
     assert torch.equal(first.images, second.images)
+
+
+def test_embed_leaves_out_and_lists_what_it_cannot_decode(
+    hostile: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from modan_dicom.evaluate.embed import embed, usable_rows
+
+    _, index, chosen = hostile
+    frame = read_index(index)
+    n_usable = len(usable_rows(frame, Vocabulary.load("radimagenet"))[0])
+    out = embed(index, {"a": "scratch"}, tmp_path / "emb.parquet", image_size=32, stem="torchvision",
+                workers=2, max_decode_failures=0.2)
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == n_usable - len(chosen) and not set(chosen.values()) & set(table["path"])
+    listed = pd.read_csv(tmp_path / "emb.decode_failures.csv")
+    assert sorted(frame["path"].iloc[listed["index_row"]]) == sorted(chosen.values())
+    with pytest.raises(UndecodableError, match=f"{len(chosen)} of {n_usable} images"):
+        embed(index, {"a": "scratch"}, tmp_path / "strict.parquet", image_size=32, stem="torchvision")
+
+
+def test_benchmark_decoding_fails_in_one_line(tmp_path: Path) -> None:
+    from modan_dicom.errors import DatasetError
+    from modan_dicom.evaluate.benchmark import decode_bank
+    from modan_dicom.evaluate.tasks import load_task
+    from modan_dicom.synth.tasks import synth_task
+
+    synth_task("thyroid", tmp_path, image_size=32, n_images=20, seed=3)
+    task = load_task("thyroid", tmp_path)
+    assert decode_bank(task, 16, workers=2).shape == (20, 1, 16, 16)
+    victim = Path(task.items["path"].iloc[4])
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    first = r"^task thyroid: 1 of 20 images cannot be decoded \(the first is item 4: "
+    with pytest.raises(DatasetError, match=first) as caught:
+        decode_bank(task, 16, workers=2)
+    assert victim.name not in str(caught.value)
