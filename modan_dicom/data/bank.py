@@ -129,9 +129,8 @@ def build_bank(
     """
     root = Path(root)
     items, paths = bank_items(index, targets.rows, root, image_size)
-    n = len(items)
-    images = torch.empty(n, 1, image_size, image_size, dtype=torch.uint8)
-    decoded = np.zeros(n, dtype=bool)
+    decoded: list[torch.Tensor] = []
+    kept: list[int] | np.ndarray = []
     failures: list[Failure] = []
     with IsolatedDecoder(image_size, workers, timeout_s) as decoder:
         transform = LoadResizedd(dict(zip((item["key"] for item in items), paths)), decoder)
@@ -143,12 +142,13 @@ def build_bank(
             if isinstance(result, str):
                 failures.append(Failure(int(targets.rows[i]), result))
             else:
-                images[i] = torch.as_tensor(result).reshape(1, image_size, image_size)
-                decoded[i] = True
-    kept = np.flatnonzero(decoded)
-    whole = len(kept) == n
+                decoded.append(torch.as_tensor(result))
+                kept.append(i)
+    # one stack at the end: a copy per image costs far more (each is a parallel op on a busy machine)
+    images = torch.stack(decoded) if decoded else torch.empty(0, 1, image_size, image_size, dtype=torch.uint8)
+    kept = np.asarray(kept, dtype=np.int64)
     return ImageBank(
-        images=(images if whole else images[torch.as_tensor(kept)]).contiguous().to(device),
+        images=images.to(torch.uint8).contiguous().to(device),
         multi_hot=torch.as_tensor(targets.multi_hot[kept], dtype=torch.float32, device=device),
         classes=torch.as_tensor(targets.classes[kept], dtype=torch.int64, device=device),
         axes=list(targets.axes),

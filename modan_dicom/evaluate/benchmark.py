@@ -75,21 +75,21 @@ def decode_bank(task: Task, image_size: int, workers: int = 2) -> torch.Tensor:
     from ..data.decode import IsolatedDecoder
 
     paths = [str(p) for p in task.items["path"]]
-    images = torch.empty(len(paths), 1, image_size, image_size, dtype=torch.uint8)
+    images: list[torch.Tensor] = []
     failures: list[tuple[int, str]] = []
     with IsolatedDecoder(image_size, workers) as decoder:
         for i, result in decoder.map(lambda i: decoder(paths[i]), paths):
             if isinstance(result, str):
                 failures.append((i, result))
             else:
-                images[i] = result
+                images.append(result)
     if failures:
         first, reason = failures[0]
         raise DatasetError(
             f"task {task.name}: {len(failures)} of {len(paths)} images cannot be decoded "
             f"(the first is item {first}: {reason})"
         )
-    return images
+    return torch.stack(images) if images else torch.empty(0, 1, image_size, image_size, dtype=torch.uint8)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
