@@ -255,14 +255,14 @@ class IsolatedDecoder:
             finished = True
         finally:
             if not finished:
-                self.close()  # first, so that no thread is left waiting on a worker (Ctrl-C included)
+                self.close(kill=True)  # first, so that no thread is left waiting on a worker (Ctrl-C included)
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def close(self) -> None:
-        """Stop every worker (a call still waiting gets `DecodeFailure`)."""
+    def close(self, kill: bool = False) -> None:
+        """Stop every worker, politely or (`kill`) at once; a call still waiting gets `DecodeFailure`."""
         with self._lock:
             self._closed = True
             workers, self._workers = list(self._workers), set()
         for worker in workers:
-            worker.stop()
+            worker.stop(kill=kill)
 
