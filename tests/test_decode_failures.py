@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hostile import KINDS, make_hostile, native_ok_rows
+from hostile_pixels import KINDS, make_hostile, native_ok_rows
 from modan_dicom.cli import main
 from modan_dicom.data.bank import build_bank
 from modan_dicom.data.decode import IsolatedDecoder, scrub
