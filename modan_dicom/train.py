@@ -232,8 +232,6 @@ def pretrain(
         raise ConfigError(f"nothing to resume: {last} does not exist")
     if runtime.is_main:
         atomic.prepare_parent(out / "config.json")
-        if not config.resume:  # first, so that a run stopped while decoding leaves a folder known as a run
-            atomic.write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     torch.manual_seed(config.seed)
     bank = _load_bank(config, runtime, on_bank if runtime.is_main else None)
