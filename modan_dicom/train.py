@@ -171,6 +171,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 def _load_bank(config: PretrainConfig, runtime: Runtime, progress) -> ImageBank:
     """This rank's bank; the failures of every rank go to `decode_failures.csv` (rank 0) and are counted together."""
+    if runtime.is_main and not config.resume:  # first, so that a run stopped here leaves a folder known as a run
+        atomic.write_text(Path(config.out) / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     index_path = Path(config.index)
     frame = read_index(index_path)
     root = resolve_index_root(index_path, config.root)

@@ -98,6 +98,8 @@ def test_more_failures_than_allowed_stop_the_run_in_one_line(
     assert f"{len(chosen)} of {n_usable} images cannot be decoded" in line and "decode_failures.csv" in line
     assert len(pd.read_csv(out / "decode_failures.csv")) == len(chosen)
     assert not (out / "encoder.pt").exists()
+    # the stopped run's folder is a run: the same command with a larger share goes on in it
+    assert pretrain({"index": str(index), "out": str(out), **TINY, "max_decode_failures": 0.2}).is_file()
     with pytest.raises(UndecodableError):
         pretrain({"index": str(index), "out": str(tmp_path / "api"), **TINY, "max_decode_failures": 0.05})
     with pytest.raises(ConfigError):
