@@ -157,7 +157,8 @@ def _exit_reason(exitcode: int | None) -> str:
 class IsolatedDecoder:
     """Path -> (1, S, S) uint8 tensor, decoded in one of `workers` processes; raises `DecodeFailure`.
 
-    Use as a context manager (or call `close`): the workers start here and stop at the end. Thread-safe: up to `workers` calls run at once.
+    Use as a context manager (or call `close`): the workers start here and stop at the end.
+    Thread-safe: up to `workers` calls run at once.
     """
 
     def __init__(self, image_size: int, workers: int = 2, timeout_s: float = DECODE_TIMEOUT_S) -> None:

@@ -304,7 +304,9 @@ def embed(
         check_failures(len(bank.failures), n, max_decode_failures, listed)
         decoded = np.isin(rows, bank.rows)
         rows = rows[decoded]
-        modalities, anatomies, pairs = ([v for v, ok in zip(values, decoded) if ok] for values in (modalities, anatomies, pairs))
+        modalities, anatomies, pairs = (
+            [v for v, ok in zip(values, decoded) if ok] for values in (modalities, anatomies, pairs)
+        )
         n_all, n = n, len(rows)
         total = n_all + n * n_encoders
 
