@@ -14,7 +14,11 @@ from .errors import ConfigError
 METHODS = ("mulsupcon", "supcon", "simclr", "ce")
 DEFAULT_TEMPERATURE = {"mulsupcon": 0.07, "supcon": 0.07, "simclr": 0.1, "ce": None}
 # Keys that may differ between a run and its resumption (they do not change the result).
-RESUMABLE_KEYS = frozenset({"epochs", "resume", "device", "workers", "cache_dir", "checkpoint_every", "compile"})
+RESUMABLE_KEYS = frozenset(
+    {"epochs", "resume", "device", "workers", "cache_dir", "checkpoint_every", "compile", "max_decode_failures"}
+)
+# share of the bank's images that may fail to decode before a run stops (they are listed in decode_failures.csv)
+DEFAULT_MAX_DECODE_FAILURES = 0.01
 
 
 @dataclass
@@ -53,6 +57,7 @@ class PretrainConfig:
     amp: bool | None = None  # bf16 autocast; default on CUDA only
     channels_last: bool | None = None  # default on CUDA only
     compile: bool = False
+    max_decode_failures: float = DEFAULT_MAX_DECODE_FAILURES  # share in [0, 1]; more stops the run
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> PretrainConfig:
@@ -82,6 +87,8 @@ class PretrainConfig:
             raise ConfigError(f"--label-axes must be a comma list of {', '.join(LABEL_AXES)}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("--threshold must lie in [0, 1]")
+        if not 0.0 <= self.max_decode_failures <= 1.0:
+            raise ConfigError("--max-decode-failures must lie in [0, 1] (a share of the images)")
         low, high = self.crop_scale
         if not 0.0 < low <= high <= 1.0:
             raise ConfigError("--crop-scale must be two numbers 0 < low <= high <= 1")

@@ -31,5 +31,9 @@ class DatasetError(ModanError):
     """A dataset or index holds nothing usable, or does not follow the expected layout."""
 
 
+class UndecodableError(DatasetError):
+    """More images than the allowed share cannot be decoded (the message says where they are listed)."""
+
+
 class PacsError(ModanError):
     """A PACS / DICOMweb / DIMSE server could not be reached or answered wrongly."""

@@ -27,9 +27,9 @@ from torch import nn
 from . import atomic
 from .config import PretrainConfig, check_run_folder, differing_keys
 from .data.augment import TwoViewAugment
-from .data.bank import ImageBank, build_bank
+from .data.bank import ImageBank, build_bank, check_failures, write_failures
 from .data.targets import build_targets
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, DatasetError, SourceError
 from .devices import resolve_device
 from .ingest import read_index, resolve_index_root
 from .losses import MulSupConLoss, NTXentLoss, SupConLoss
@@ -37,6 +37,7 @@ from .models import PretrainModel, build_encoder, build_head, save_encoder
 from .vocab import Vocabulary
 
 METRIC_FIELDS = ("epoch", "loss", "lr", "images_per_s", "seconds")
+FAILURES_FILE = "decode_failures.csv"  # the images that could not be decoded: index row, keys, reason
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,32 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def _load_bank(config: PretrainConfig, runtime: Runtime, progress) -> ImageBank:
+    """This rank's bank; the failures of every rank go to `decode_failures.csv` (rank 0) and are counted together."""
+    if runtime.is_main and not config.resume:  # first, so that a run stopped here leaves a folder known as a run
+        atomic.write_text(Path(config.out) / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     index_path = Path(config.index)
     frame = read_index(index_path)
     root = resolve_index_root(index_path, config.root)
     vocab = Vocabulary.load(config.profile)
-    targets = build_targets(frame, vocab, config.label_axes).shard(runtime.rank, runtime.world_size)
-    return build_bank(
-        frame, targets, root, config.image_size, device=runtime.device,
+    targets = build_targets(frame, vocab, config.label_axes)
+    shard = targets.shard(runtime.rank, runtime.world_size)
+    bank = build_bank(
+        frame, shard, root, config.image_size, device=runtime.device,
         cache_dir=config.cache_dir, workers=config.workers, progress=progress,
     )
+    failures, sizes = list(bank.failures), [len(bank)]
+    if runtime.world_size > 1:
+        gathered: list = [None] * runtime.world_size
+        dist.all_gather_object(gathered, (bank.failures, len(bank)))
+        failures = [f for rank_failures, _ in gathered for f in rank_failures]
+        sizes = [size for _, size in gathered]
+    listed = Path(config.out) / FAILURES_FILE
+    if runtime.is_main:
+        write_failures(listed, frame, failures)
+    check_failures(len(failures), len(targets.rows), config.max_decode_failures, listed)
+    if min(sizes) == 0:
+        raise DatasetError("a rank has no decodable image in its shard: use fewer processes")
+    return bank
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -192,7 +210,8 @@ def pretrain(
 ) -> Path:
     """Pretrain an encoder as configured and return the path of the exported `encoder.pt`.
 
-    Writes under `config.out`: `config.json` (resolved), `metrics.csv` (one row per epoch),
+    Writes under `config.out`: `config.json` (resolved), `decode_failures.csv` (the images that could not be
+    decoded, left out of the bank: index row, instance and series keys, reason), `metrics.csv` (one row per epoch),
     `checkpoints/epoch_NNNN.pt` every `checkpoint_every` epochs, `checkpoints/last.pt`, `encoder.pt`.
     Launched by `torchrun`, every rank trains on its shard of the bank; rank 0 writes the files.
 
@@ -200,6 +219,7 @@ def pretrain(
         ConfigError: inconsistent options, an existing run without `resume`, a resume whose
             configuration differs (the message names the keys), or a batch that does not fit in memory.
         DatasetError: no usable rows in the index, or labels that are all identical.
+        UndecodableError: more than `max_decode_failures` of the images cannot be decoded (a DatasetError).
     """
     config = (config if isinstance(config, PretrainConfig) else PretrainConfig.from_dict(config)).resolved()
     runtime = start_runtime(config.device)

@@ -70,14 +70,14 @@ def test_shards_partition_the_targets(small_index: Path) -> None:
     assert all(s.axes == targets.axes for s in shards)
 
 
-def test_an_undecodable_image_is_one_clear_error(small_index: Path, small_export: Path, tmp_path: Path) -> None:
-    from modan_dicom.errors import DatasetError
-
+def test_an_undecodable_image_is_left_out_and_listed(small_index: Path, small_export: Path, tmp_path: Path) -> None:
     frame = read_index(small_index)
     targets = build_targets(frame, Vocabulary.load("radimagenet"))
     broken = tmp_path / "export"
     shutil.copytree(small_export, broken)
     victim = frame["path"].iat[targets.rows[0]]
     (broken / victim).write_bytes(b"DICM but not really")
-    with pytest.raises(DatasetError, match="cannot build the image bank"):
-        build_bank(frame, targets, broken, 16, workers=1)
+    bank = build_bank(frame, targets, broken, 16, workers=1)
+    assert [f.row for f in bank.failures] == [int(targets.rows[0])]
+    assert victim not in bank.failures[0].reason and Path(victim).name not in bank.failures[0].reason
+    assert len(bank) == len(targets.rows) - 1 and np.array_equal(bank.rows, targets.rows[1:])

@@ -6,7 +6,7 @@ later, batched on the training device (`modan_dicom.data.augment`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,14 +43,25 @@ class LoadResized(Transform):
 
 
 class LoadResizedd(MapTransform):
-    """Dictionary version of `LoadResized`: reads `data["path"]`, writes `data["image"]`."""
+    """`data["key"]` -> `data["image"]`: the (1, size, size) uint8 image of the file `paths[key]`.
 
-    def __init__(self, size: int, path_key: str = "path", image_key: str = "image") -> None:
-        super().__init__(keys=[path_key])
-        self.loader = LoadResized(size)
-        self.path_key, self.image_key = path_key, image_key
+    The cache item holds only the key (`bank.cache_key`: a digest), never the path, so that neither
+    a MONAI cache file's name nor its bytes name a patient; `decode` (an `IsolatedDecoder`, or
+    `LoadResized` in this process) turns the path into the image.
+    """
+
+    def __init__(
+        self,
+        paths: Mapping[str, str],
+        decode: Callable[[str], torch.Tensor],
+        key: str = "key",
+        image_key: str = "image",
+    ) -> None:
+        super().__init__(keys=[key])
+        self.paths, self.decode = paths, decode
+        self.key, self.image_key = key, image_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         result = dict(data)
-        result[self.image_key] = self.loader(str(data[self.path_key]))
+        result[self.image_key] = self.decode(self.paths[str(data[self.key])])
         return result

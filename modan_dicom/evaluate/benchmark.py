@@ -2,9 +2,10 @@
 
     benchmark(["thyroid"], "data/", {"mulsupcon": "runs/a/encoder.pt", "scratch": "scratch"}, "results/a")
 
-Per task the images are decoded once into a uint8 bank (N, 1, S, S) on the device (`LoadResized`: grey,
-[0, 1], resized to `image_size`, no normalisation, no augmentation — the authors' input). A *cell* is
-(task, init, mode, repeat, fold): train on the fold's train part, score its test part, AUC. The val
+Per task the images are decoded once, in worker processes, into a uint8 bank (N, 1, S, S) on the device
+(`LoadResized`: grey, [0, 1], resized to `image_size`, no normalisation, no augmentation — the authors'
+input). A *cell* is (task, init, mode, repeat, fold): train on the fold's train part, score its test
+part, AUC. The val
 part is not used: like the authors, the weights after the last epoch are scored (no model selection).
 
 - finetune: a copy of the encoder + a linear head 512 → 1, all layers trained, train mode while
@@ -32,7 +33,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..atomic import atomic_open, atomic_path, write_text
 from ..devices import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from .embed import load_init
 from .finetune import Recipe, finetune_cell
 from .linear import linear_cell, probe_features
@@ -66,13 +66,29 @@ def cell_seed(seed: int, repeat: int, fold: int) -> int:
 
 
 def decode_bank(task: Task, image_size: int, workers: int = 2) -> torch.Tensor:
-    """Every image of `task` decoded once: (N, 1, S, S) uint8 on the CPU, in `task.items` order."""
-    from ..data.transforms import LoadResized
+    """Every image of `task` decoded once: (N, 1, S, S) uint8 on the CPU, in `task.items` order.
 
-    loader = LoadResized(image_size)
-    paths = list(task.items["path"])
-    with ThreadPoolExecutor(max(1, int(workers))) as pool:
-        images = list(pool.map(loader, paths))
+    Decoded in worker processes (`IsolatedDecoder`): a file whose decoder raises, crashes or hangs
+    never stops the sweep silently or takes it down. The folds need every image, so any failure is a
+    `DatasetError` (one line: how many, the first one's position in the task and its reason).
+    """
+    from ..data.decode import IsolatedDecoder
+
+    paths = [str(p) for p in task.items["path"]]
+    images: list[torch.Tensor] = []
+    failures: list[tuple[int, str]] = []
+    with IsolatedDecoder(image_size, workers) as decoder:
+        for i, result in decoder.map(lambda i: decoder(paths[i]), paths):
+            if isinstance(result, str):
+                failures.append((i, result))
+            else:
+                images.append(result)
+    if failures:
+        first, reason = failures[0]
+        raise DatasetError(
+            f"task {task.name}: {len(failures)} of {len(paths)} images cannot be decoded "
+            f"(the first is item {first}: {reason})"
+        )
     return torch.stack(images) if images else torch.empty(0, 1, image_size, image_size, dtype=torch.uint8)
 
 

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..config import DEFAULT_MAX_DECODE_FAILURES
 from ..devices import resolve_device
 from ..errors import ConfigError, DatasetError, SourceError
 from ..ingest.schema import resolve_index_root
@@ -186,6 +187,7 @@ def embed(
     limit: int | None = None,
     seed: int = 0,
     stem: str = "paper",
+    max_decode_failures: float = DEFAULT_MAX_DECODE_FAILURES,
     progress: Progress | None = None,
 ) -> Path:
     """Write the penultimate-layer features of an index's usable images for every encoder to ``out``.
@@ -203,15 +205,18 @@ def embed(
         limit: keep at most this many images, stratified by modality/anatomy pair, drawn with ``seed``.
         seed: the ``limit`` sample and the ``scratch`` init.
         stem: the stem of ``scratch`` encoders (encoder files carry their own).
+        max_decode_failures: share of the images that may fail to decode; they are left out and listed
+            in ``<out stem>.decode_failures.csv`` beside ``out`` (index row, keys, reason).
         progress: ``(done, total)`` images decoded then encoded, over ``N × (1 + len(encoders))``.
     Returns:
         ``out``: ``N × len(encoders)`` rows, 512-d float32 features each.
     Raises:
         SourceError: missing index or encoder file, a file that is not an encoder, absent ImageNet weights.
         ConfigError: no encoders, a bad name or spec, device or limit.
-        DatasetError: no usable rows, an image that cannot be decoded.
+        DatasetError: no usable rows; `UndecodableError` when more than ``max_decode_failures`` of the
+            images cannot be decoded.
     """
-    from ..data.bank import build_bank
+    from ..data.bank import build_bank, check_failures, write_failures
     from ..data.targets import Targets
     from ..ingest import read_index
     from ..vocab import Vocabulary
@@ -253,9 +258,20 @@ def embed(
     on_decode = (lambda done, _total: progress(done, total)) if progress is not None else None
     bank = build_bank(frame, targets, resolve_index_root(index, root), image_size, device=chosen_device,
                       cache_dir=cache_dir, workers=workers, progress=on_decode)
+    if bank.failures:
+        listed = Path(out).with_name(Path(out).stem + ".decode_failures.csv")
+        write_failures(listed, frame, bank.failures)
+        check_failures(len(bank.failures), n, max_decode_failures, listed)
+        decoded = np.isin(rows, bank.rows)
+        rows = rows[decoded]
+        modalities, anatomies, pairs = (
+            [v for v, ok in zip(values, decoded) if ok] for values in (modalities, anatomies, pairs)
+        )
+        n_all, n = n, len(rows)
+        total = n_all + n * n_encoders
 
     features: dict[str, np.ndarray] = {}
-    done = n
+    done = total - n * n_encoders
     for name, (encoder, _meta) in built.items():
         encoder.to(chosen_device)
         chunks = []
@@ -284,6 +300,7 @@ def embed(
         "seed": int(seed),
         "limit": limit,
         "n_images": int(n),
+        "n_undecodable": len(bank.failures),
         "encoders": [{**meta, "name": name, "spec": str(encoders[name])} for name, (_, meta) in built.items()],
     }
     table = _embeddings_table(labels, features, meta)
