@@ -175,6 +175,15 @@ def _temp_is_stale(path: Path, pid: int | None) -> bool:
     return started is None or started > written + 2
 
 
+def holds_only_temporaries(folder: str | os.PathLike[str]) -> bool:
+    """True when every file under `folder` is an atomic writer's temporary (folders may be empty): what
+    a run killed before it published anything leaves behind."""
+    for _, _, names in os.walk(folder):
+        if not all(_ANY_TEMP.fullmatch(name) for name in names):
+            return False
+    return True
+
+
 def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) -> int:
     """Delete the temporary files that killed writers left in `folder` (`_temp_is_stale`): those of
     target `name` only, or of any target when None. Never a temporary file of a live writer.

@@ -175,7 +175,9 @@ def _crop_scale(value: str) -> tuple[float, float]:
 @profile_option("Vocabulary profile (or path) of the targets.")
 @click.option("--label-axes", default="modality,anatomy", show_default=True, help="Comma list of modality, anatomy, laterality, manufacturer.")
 @click.option("--root", type=click.Path(), default=None, help="Folder the index paths start from (default: the indexed source).")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Decoding workers.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding processes.")
+@click.option("--max-decode-failures", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
+              help="Share of the images that may fail to decode (left out, listed in decode_failures.csv); more stops the run.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache: a second run decodes nothing.")
@@ -577,7 +579,9 @@ def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, work
 @click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True, help="Stem of scratch encoders.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Decoding workers.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding processes.")
+@click.option("--max-decode-failures", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
+              help="Share of the images that may fail to decode (left out, listed in decode_failures.csv); more stops the run.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache (shared with pretrain).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The --limit sample and scratch init.")
 def embed_command(index_path: str, inits: tuple[str, ...], output: str, **options: Any) -> None:
@@ -770,7 +774,7 @@ def cell_progress() -> Iterator[tuple[Callable[[int, int | None], None], Callabl
 @click.option("--stem", type=click.Choice(["paper", "torchvision"]), default="paper", show_default=True,
               help="conv1 of scratch encoders.")
 @click.option("--layout", default="auto", show_default=True, help="Dataset layout (see load_task).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding threads.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding processes.")
 @click.option("--resume", is_flag=True, help="Skip the cells the output folder's runs.csv already lists.")
 @out_option("out_dir", "Results folder: new, or one to --resume.", type=click.Path(file_okay=False))
 def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: str, out_dir: str,

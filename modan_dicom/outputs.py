@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from .atomic import prepare_parent
+from .atomic import holds_only_temporaries, prepare_parent
 from .errors import OutputError
 
 INDEX_KEY = b"modan_dicom"
@@ -111,12 +111,13 @@ def claim_file(output: str | os.PathLike[str], is_ours: Callable[[Path], bool], 
 
 def check_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
     """Whether `folder` may receive an output, creating nothing: True when it holds a previous `what`,
-    False when it is missing or empty; `OutputError` when it is a file or holds anything else."""
+    False when it is missing or empty (or holds only temporaries of a killed writer); `OutputError` when it
+    is a file or holds anything else."""
     root = Path(folder)
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root} exists and is not a folder")
     try:
-        empty = not root.exists() or not any(root.iterdir())
+        empty = not root.exists() or not any(root.iterdir()) or holds_only_temporaries(root)
     except OSError as exc:
         raise OutputError(f"cannot read output folder {root}: {exc.strerror or exc}") from exc
     if empty:
