@@ -369,6 +369,22 @@ def read_index(path: str | os.PathLike[str], columns: Sequence[str] | None = Non
     return frame
 
 
+def subset_index(index: str | os.PathLike[str], keep: Sequence[bool] | np.ndarray,
+                 out: str | os.PathLike[str]) -> Path:
+    """Write the rows of `index` where `keep` (one bool per row, in index order) is true to `out`,
+    with the same metadata, and its local file beside it (when `index` has one). Returns `out`."""
+    mask = pa.array(np.asarray(keep, dtype=bool))
+    shared = _parquet_file(index).read()
+    found = read_local(index, shared.column("file_key"))
+    with atomic_path(out, suffix=".parquet") as tmp:
+        if found is not None:
+            metadata = pq.read_schema(local_path(index)).metadata
+            with atomic_path(local_path(out), suffix=".parquet") as tmp_local:
+                pq.write_table(found.filter(mask).replace_schema_metadata(metadata), tmp_local, compression="zstd")
+        pq.write_table(shared.filter(mask), tmp, compression="zstd")
+    return Path(out)
+
+
 def resolve_index_root(index: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
     """The folder an index's relative paths start from.
 

@@ -4,8 +4,8 @@ A description, protocol name, body part or device field can hold what an operato
 patient's name, ID or birth date, a UID. `Scrubber` replaces every occurrence of the file's own
 
 * Patient Name: its words of 3 or more letters (family, given, middle names ... split on ``^``,
-  ``=``, blanks and punctuation) and the whole name written without separators in either order
-  ("DOE^JOHN" -> "doejohn", "johndoe"); matched as words (not inside a longer word, so "Ann"
+  ``=``, blanks and punctuation) and the whole name (and its first two words: family and given
+  name) in either order ("DOE^JOHN" -> "doejohn", "johndoe"); matched as words (not inside a longer word, so "Ann"
   leaves "scanner" alone); shorter words are left alone (they would eat real words);
 * Patient ID, Study / Series / SOP Instance UID: anywhere;
 * Patient Birth Date: YYYYMMDD, DDMMYYYY and MMDDYYYY;
@@ -46,12 +46,16 @@ def normalize(text: str) -> str:
 
 def name_tokens(name: str | None) -> tuple[list[str], list[str]]:
     """(words, wholes) of a Person Name value: normalized words of at least `MIN_LENGTH`
-    characters, and the whole name without separators in the given and in the reverse order."""
+    characters, and the whole name and its first two words without separators, in the given and
+    in the reverse order."""
     if not name:
         return [], []
     words = [normalize(w) for w in _SEPARATORS.split(name.replace("^", " ").replace("=", " ")) if w]
     words = [w for w in words if w]
-    wholes = {"".join(words), "".join(reversed(words))} if len(words) > 1 else set()
+    wholes = set()
+    for part in (words, words[:2]):  # the whole name, and family + given (how a name is usually typed)
+        if len(part) > 1:
+            wholes.update(("".join(part), "".join(reversed(part))))
     return [w for w in words if len(w) >= MIN_LENGTH], sorted(w for w in wholes if len(w) >= MIN_LENGTH)
 
 
