@@ -15,8 +15,8 @@ with `REMOVED`. Matching ignores case and separators: "Doe, John", "DOE_JOHN", "
 separators are gone) is never searched for. Quoted text in error messages (a reader's message
 may quote a value) is removed too, as are the file's path and name (`scrub_error`).
 
-What repeats along a series (the texts, the patient and the study / series UIDs) is scrubbed once
-and cached; the SOP Instance UID, new in every file, costs one substring test per file.
+What repeats (the texts, the patient's tokens) is prepared once and cached; each file then costs
+one substring test per identifier over its texts' normalized forms (`Scrubber`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ def date_tokens(date: str | None) -> list[str]:
 
 def identifier_tokens(values: Iterable[str | None]) -> list[str]:
     """Normalized identifiers (IDs, UIDs) of at least `MIN_LENGTH` characters."""
-    tokens = (normalize(v) for v in values if v)
+    tokens = []
+    for value in values:
+        if value:
+            token = value.replace(".", "")  # a UID: digits and dots
+            tokens.append(token if token.isdigit() else normalize(value))
     return [t for t in tokens if len(t) >= MIN_LENGTH]
 
 
@@ -99,13 +103,20 @@ def remove(text: str | None, words: Sequence[str], anywhere: Sequence[str]) -> s
     return _pattern(words, anywhere).sub(REMOVED, text)
 
 
-def scrub_texts(texts: Sequence[str | None], identity: Mapping[str, Any]) -> tuple[str | None, ...]:
-    """`texts` with the identifiers of `identity` (a header / record mapping with the DICOM keywords
-    of `IDENTITY_KEYWORDS` and `INSTANCE_KEYWORD`) removed. Uncached: `Scrubber` for many files."""
+def identity_tokens(identity: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(words, anywhere): the normalized tokens `remove` looks for, from a mapping with the DICOM
+    keywords of `IDENTITY_KEYWORDS` and `INSTANCE_KEYWORD` (absent ones are skipped)."""
     words, wholes = name_tokens(_text(identity.get("PatientName")))
     anywhere = [*wholes, *date_tokens(_text(identity.get("PatientBirthDate"))),
                 *identifier_tokens(_text(identity.get(k)) for k in
                                    ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", INSTANCE_KEYWORD))]
+    return words, anywhere
+
+
+def scrub_texts(texts: Sequence[str | None], identity: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """`texts` with the identifiers of `identity` (a header / record mapping with the DICOM keywords
+    of `IDENTITY_KEYWORDS` and `INSTANCE_KEYWORD`) removed. Uncached: `Scrubber` for many files."""
+    words, anywhere = identity_tokens(identity)
     return tuple(remove(t, words, anywhere) if isinstance(t, str) else t for t in texts)
 
 
@@ -133,33 +144,63 @@ class Scrubber:
     """`scrub_texts` for a stream of files, caching what repeats along a series.
 
     `texts(values, identity, instance_uid)`: values is a tuple of texts (None allowed), identity the
-    tuple of `IDENTITY_KEYWORDS` values, instance_uid the SOP Instance UID (or None).
+    tuple of `IDENTITY_KEYWORDS` values, instance_uid the SOP Instance UID (or None). Per file: a
+    lookup of each text's normalized form and of the patient's tokens (both cached), and one
+    substring test per identifier; only when one is found are
+    the texts rewritten (cached too: a series whose descriptions all hold the name costs it once).
     """
 
     def __init__(self) -> None:
-        # (values, identity) -> (scrubbed values, their normalized texts joined, or None without digits)
-        self._cache: dict[tuple[Any, ...], tuple[tuple[str | None, ...], str | None]] = {}
+        self._norms: dict[str, str] = {}  # text -> normalize(text)
+        # texts -> (their normalized forms joined by "|", the longest one's length)
+        self._joined: dict[tuple[str | None, ...], tuple[str, int]] = {}
+        self._patients: dict[tuple[str | None, ...], tuple[list[str], list[str]]] = {}  # (name, ID, birth) -> tokens
+        self._uids: dict[tuple[str | None, ...], list[str]] = {}  # (study, series UID) -> tokens
+        self._scrubbed: dict[tuple[Any, ...], tuple[str | None, ...]] = {}  # (texts, tokens found) -> result
 
     def texts(self, values: tuple[str | None, ...], identity: tuple[str | None, ...],
               instance_uid: str | None) -> tuple[str | None, ...]:
-        key = (values, identity)
-        found = self._cache.get(key)
+        found = self._joined.get(values)
         if found is None:
-            if len(self._cache) > _CACHE_LIMIT:
-                self._cache.clear()
-            found = self._cache[key] = self._series(values, identity)
-        scrubbed, joined = found
-        if instance_uid and joined is not None:
+            found = _remember(self._joined, values, self._join(values))
+        joined, longest = found
+        if longest < MIN_LENGTH:
+            return values
+        tokens = self._patients.get(identity[:3])
+        if tokens is None:
+            tokens = _remember(self._patients, identity[:3], identity_tokens(dict(zip(IDENTITY_KEYWORDS, identity[:3]))))
+        uids = self._uids.get(identity[3:])
+        if uids is None:
+            uids = _remember(self._uids, identity[3:], identifier_tokens(identity[3:]))
+        words = [t for t in tokens[0] if t in joined]
+        anywhere = [t for t in (*tokens[1], *uids) if t in joined]
+        if instance_uid:
             token = instance_uid.replace(".", "")
-            if not token.isdigit():
-                token = normalize(instance_uid)
-            if len(token) >= MIN_LENGTH and token in joined:
-                scrubbed = tuple(remove(t, (), (token,)) for t in scrubbed)
+            if len(token) <= longest or not token.isalnum():  # else too long to be in any text
+                token = token if token.isdigit() else normalize(instance_uid)
+                if len(token) >= MIN_LENGTH and token in joined:
+                    anywhere.append(token)
+        if not words and not anywhere:
+            return values
+        key = (values, tuple(words), tuple(anywhere))
+        scrubbed = self._scrubbed.get(key)
+        if scrubbed is None:
+            scrubbed = _remember(self._scrubbed, key, tuple(
+                remove(t, words, anywhere) if isinstance(t, str) else t for t in values))
         return scrubbed
 
-    @staticmethod
-    def _series(values: tuple[str | None, ...], identity: tuple[str | None, ...]
-                ) -> tuple[tuple[str | None, ...], str | None]:
-        scrubbed = scrub_texts(values, dict(zip(IDENTITY_KEYWORDS, identity)))
-        joined = "|".join(normalize(t) for t in scrubbed if t)
-        return scrubbed, joined if any(c.isdigit() for c in joined) else None
+    def _join(self, values: tuple[str | None, ...]) -> tuple[str, int]:
+        norms, parts = self._norms, []
+        for text in values:
+            if text is not None:
+                norm = norms.get(text)
+                parts.append(norm if norm is not None else _remember(norms, text, normalize(text)))
+        return "|".join(parts), max(map(len, parts), default=0)
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """cache[key] = value (the cache emptied first when full); returns value."""
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
