@@ -309,12 +309,13 @@ class _Previous:
 
     def _next_batch(self) -> None:
         shared = next(self._batches, None)
+        while shared is not None and shared.num_rows == 0:
+            shared = next(self._batches, None)
         self._i = 0
         self._batch = None
         if shared is not None:
             local = self._take_local(shared.num_rows).combine_chunks()
-            columns = [local.column(name).chunk(0) if local.num_rows else pa.array([], type=local.schema.field(name).type)
-                       for name in ("path", "size", "mtime_ns")]
+            columns = [local.column(name).chunk(0) for name in ("path", "size", "mtime_ns")]
             self._batch = pa.RecordBatch.from_arrays([*columns, *shared.columns], schema=self._schema)
             self._paths = self._batch.column("path").to_pylist()
             self._sizes = self._batch.column("size").to_pylist()
