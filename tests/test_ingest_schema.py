@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import json
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from modan_dicom.errors import SourceError
@@ -20,6 +23,8 @@ from modan_dicom.ingest.schema import (
     read_index,
     read_index_meta,
     read_index_metadata,
+    local_path,
+    row_schema,
     rows_to_batch,
     columns_to_batch,
 )
@@ -40,7 +45,7 @@ def _rows(n: int, start: int = 0) -> list[dict]:
     for i in range(start, start + n):
         mapped = i % 3 != 2
         rows.append(dict(
-            path=f"f{i:05d}", size=i, mtime_ns=10 * i, status="ok" if mapped else "unmapped",
+            path=f"f{i:05d}", file_key=f"fil-{i:05d}", size=i, mtime_ns=10 * i, status="ok" if mapped else "unmapped",
             Modality="MR", BodyPartExamined="KNEE" if mapped else "", SeriesDescription=f"S{i % 2}",
             Rows=8, modality="MR", anatomy="knee" if mapped else None,
             AnatomicRegionSequence=[("SCT", "72696002", "Knee")] if i % 4 == 0 else None,
@@ -54,7 +59,7 @@ def test_schema_columns_are_fixed_and_typed() -> None:
     assert schema.names == list(COLUMNS)
     assert schema.field("multi_hot").type == pa.list_(pa.float32(), 3)
     assert schema.field("Rows").type == pa.int32()
-    for forbidden in ("PatientName", "PatientBirthDate", "PatientAddress", "PatientID", "StudyDate"):
+    for forbidden in ("PatientName", "PatientBirthDate", "PatientAddress", "PatientID", "StudyDate", "path", "mtime_ns"):
         assert forbidden not in schema.names
     extended = index_schema(3, [pa.field("instances", pa.int32())])
     assert extended.names[-1] == "instances"
@@ -62,7 +67,7 @@ def test_schema_columns_are_fixed_and_typed() -> None:
 
 def test_write_read_round_trip_with_metadata(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "index.parquet"
-    schema = index_schema(3)
+    schema = row_schema(3)
     with open_index_writer(out, _meta(), row_group_rows=4) as writer:
         for start in (0, 5, 10):
             writer.write(rows_to_batch(_rows(5, start), schema))
@@ -75,19 +80,35 @@ def test_write_read_round_trip_with_metadata(tmp_path: Path) -> None:
     assert read_index_meta(out) == _meta()
     assert read_index_metadata(out)["source"] == "pacs://x"
     assert list(read_index(out, columns=["path", "status"]).columns) == ["path", "status"]
+    # the shareable file holds no path and no source; the local file beside it holds them
+    shared = pq.read_table(out)
+    assert "path" not in shared.column_names and shared.column_names == list(COLUMNS)
+    assert b"pacs://x" not in out.read_bytes() and b"f00001" not in out.read_bytes()
+    assert json.loads(shared.schema.metadata[b"modan_dicom"])["source"] == ""
+    assert local_path(out).name == "index.local.parquet"
+    assert pq.read_table(local_path(out)).column("path").to_pylist() == [f"f{i:05d}" for i in range(15)]
+    assert list(read_index(out, local=False).columns) == list(COLUMNS)
+    # without its local file: the shareable view still reads, paths are a one-line SourceError
+    local_path(out).unlink()
+    assert len(read_index(out, local=False)) == 15
+    assert len(read_index(out, columns=["status", "modality"])) == 15
+    with pytest.raises(SourceError, match="local file"):
+        read_index(out)
+    assert read_index_meta(out).source == ""
 
 
 def test_a_failing_writer_leaves_the_previous_file(tmp_path: Path) -> None:
     out = tmp_path / "index.parquet"
-    schema = index_schema(3)
+    schema = row_schema(3)
     with open_index_writer(out, _meta()) as writer:
         writer.write(rows_to_batch(_rows(3), schema))
     before = out.read_bytes()
+    before_local = local_path(out).read_bytes()
     with pytest.raises(KeyboardInterrupt), open_index_writer(out, _meta()) as writer:
         writer.write(rows_to_batch(_rows(100), schema))
         raise KeyboardInterrupt
-    assert out.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["index.parquet"]
+    assert out.read_bytes() == before and local_path(out).read_bytes() == before_local
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.local.parquet", "index.parquet"]
 
 
 def test_reuse_needs_identical_settings() -> None:

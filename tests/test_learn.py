@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -29,7 +27,7 @@ from modan_dicom.data.targets import build_targets
 from modan_dicom.evaluate.features import encode_images
 from modan_dicom.evaluate.knn import knn_accuracy
 from modan_dicom.imaging import load_image
-from modan_dicom.ingest import build_index, read_index
+from modan_dicom.ingest import build_index, read_index, subset_index
 from modan_dicom.losses import MulSupConLoss
 from modan_dicom.models import PretrainModel, build_encoder, build_head, load_encoder
 from modan_dicom.synth import synth_export
@@ -51,11 +49,9 @@ def split_by_patient(index: Path, folder: Path) -> tuple[Path, Path]:
     frame = read_index(index)
     patients = sorted(frame["patient_key"].dropna().unique())
     held = set(np.random.default_rng(0).choice(patients, len(patients) // 4, replace=False))
-    table = pq.read_table(index)
     paths = []
     for name, keep in (("train", ~frame["patient_key"].isin(held)), ("held_out", frame["patient_key"].isin(held))):
-        paths.append(folder / f"{name}.parquet")
-        pq.write_table(table.filter(pa.array(keep.to_numpy())), paths[-1])
+        paths.append(subset_index(index, keep.to_numpy(), folder / f"{name}.parquet"))
     return paths[0], paths[1]
 
 

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from modan_dicom.cli import main
 from modan_dicom.errors import PacsError
-from modan_dicom.ingest import build_index
 from modan_dicom.pacs.census import run_census
 from modan_dicom.pacs.pull import run_pull
 
@@ -157,7 +156,9 @@ def test_pull_reindexes_to_the_census_labels_without_phi(pacs, small_export: Pat
     assert result.errors == 0, result.frame[result.frame["status"] == "error"]["error"].tolist()[:3]
     assert result.pulled == expected == len(_pulled_files(out))
     # the index of the de-identified files gives back the census's labels, series by series
-    index = pd.read_parquet(out / "index.parquet")
+    from modan_dicom.ingest import read_index
+
+    index = read_index(out / "index.parquet")  # joined with its local file: the paths
     assert (index["status"] == "ok").sum() == expected == len(index)  # the pull's own marker is not indexed
     joined = result.frame.merge(index, on="path", suffixes=("_pull", "_index"))
     assert len(joined) == expected

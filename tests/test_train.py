@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
@@ -15,6 +13,8 @@ from click.testing import CliRunner
 from modan_dicom.cli import main
 from modan_dicom.config import PretrainConfig, differing_keys
 from modan_dicom.errors import ConfigError, DatasetError
+from modan_dicom.ingest import read_index
+from modan_dicom.ingest import subset_index as write_subset
 from modan_dicom.models import load_encoder
 from modan_dicom.train import learning_rate, pretrain
 
@@ -27,9 +27,7 @@ def tiny_config(index: Path, out: Path, **overrides) -> dict:
 
 def subset_index(index: Path, keep: pd.Series, out: Path) -> Path:
     """Copy the rows of `index` selected by the boolean `keep`, with the index metadata."""
-    table = pq.read_table(index)
-    pq.write_table(table.filter(pa.array(keep.to_numpy())), out)
-    return out
+    return write_subset(index, keep, out)  # the local file (paths) comes along
 
 
 def state(path: Path) -> dict[str, torch.Tensor]:
@@ -68,7 +66,7 @@ def test_resume_with_other_configuration_names_the_keys(small_index: Path, tmp_p
 
 
 def test_no_usable_rows_and_identical_labels(small_index: Path, tmp_path: Path) -> None:
-    frame = pd.read_parquet(small_index)
+    frame = read_index(small_index)
     only_bad = subset_index(small_index, frame["status"] != "ok", tmp_path / "bad.parquet")
     with pytest.raises(DatasetError, match="no usable rows"):
         pretrain(tiny_config(only_bad, tmp_path / "a", root=str(small_index.parent)))

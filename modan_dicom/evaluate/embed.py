@@ -6,7 +6,8 @@ encoder runs on that same bank, fed float [0, 1] grey images at `image_size`, ex
 
 The file is long ("tidy"): one row per (image, encoder), encoder-major, images in index order::
 
-    path        string   the index's relative path (the join key back to index.parquet)
+    file_key    string   the index's row key (the join key back to index.parquet; never a path)
+    instance_key string  the index's SOP Instance pseudonym
     patient_key string   the index's pseudonym
     modality    string   projected to the profile ("CT")
     anatomy     string   projected to the profile ("lung")
@@ -15,8 +16,9 @@ The file is long ("tidy"): one row per (image, encoder), encoder-major, images i
     features    fixed_size_list<float32>[512]
 
 Long rather than wide (one column per encoder) so that any number of encoders, and any pandas
-``groupby("encoder")``, work without schema changes. The Parquet schema metadata key
-``modan_dicom_embeddings`` holds JSON: format, the index, profile, image size, seed, limit, and for every
+``groupby("encoder")``, work without schema changes. The file holds no path or header text, so it can be
+shared as the index can. The Parquet schema metadata key
+``modan_dicom_embeddings`` holds JSON: format, the index's file name, profile, image size, seed, limit, and for every
 encoder (in file order) its name, spec and the encoder file's metadata.
 
 Encoder specs (`parse_init`): a path to an encoder file (`modan_dicom.models.load_encoder`), ``scratch``
@@ -53,7 +55,7 @@ EMBEDDINGS_FORMAT = "modan-dicom-embeddings"
 EMBEDDINGS_VERSION = 1
 META_KEY = EMBEDDINGS_KEY
 BUILTIN_INITS = ("scratch", "imagenet")
-LABEL_COLUMNS = ("path", "patient_key", "modality", "anatomy", "pair", "encoder")
+LABEL_COLUMNS = ("file_key", "instance_key", "patient_key", "modality", "anatomy", "pair", "encoder")
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -285,7 +287,8 @@ def embed(
 
     subset = frame.iloc[rows]
     labels = {
-        "path": subset["path"].astype(str).tolist(),
+        "file_key": subset["file_key"].astype(str).tolist(),
+        "instance_key": subset["instance_key"].tolist() if "instance_key" in subset else [None] * n,
         "patient_key": subset["patient_key"].tolist() if "patient_key" in subset else [None] * n,
         "modality": modalities,
         "anatomy": anatomies,
@@ -294,7 +297,7 @@ def embed(
     meta = {
         "format": EMBEDDINGS_FORMAT,
         "version": EMBEDDINGS_VERSION,
-        "index": str(index.resolve()),
+        "index": index.name,  # not its folder: the file is shareable
         "profile": vocab.profile,
         "image_size": int(image_size),
         "seed": int(seed),
@@ -315,7 +318,7 @@ def _embeddings_table(labels: Mapping[str, list], features: Mapping[str, np.ndar
     if len(dims) != 1:
         raise ConfigError(f"the encoders give features of different sizes ({sorted(dims)}): embed them separately")
     dim = dims.pop()
-    n = len(labels["path"])
+    n = len(labels["file_key"])
     columns = {key: pa.array(values * len(features), type=pa.string()) for key, values in labels.items()}
     columns["encoder"] = pa.array([name for name in features for _ in range(n)], type=pa.string())
     flat = np.concatenate([array.reshape(-1) for array in features.values()]).astype(np.float32)
@@ -333,7 +336,7 @@ class Embeddings:
     """An embeddings file in memory.
 
     Attributes:
-        frame: the label columns (path, patient_key, modality, anatomy, pair, encoder), (M rows).
+        frame: the label columns (file_key, instance_key, patient_key, modality, anatomy, pair, encoder), (M rows).
         features: (M, D) float32, row i belongs to ``frame.iloc[i]``.
         encoders: encoder names in file order.
         meta: the file's metadata (index, profile, image_size, encoders' specs ...).

@@ -5,8 +5,9 @@
     sopclass.py    which SOP classes hold no image
     labels.py      raw header values -> controlled modality / anatomy and multi-hot (shared with the census)
     radimagenet.py labels from RadImageNet folder names
-    pseudonym.py   keyed pseudonyms for patient / study / series / instance identifiers
-    schema.py      the index columns, Parquet metadata and atomic streaming I/O
+    pseudonym.py   keyed pseudonyms for patient / study / series / instance identifiers and paths
+    scrub.py       the file's own name, ID, birth date and UIDs removed from kept free text
+    schema.py      the index columns, its local file (paths), Parquet metadata and atomic streaming I/O
     summary.py     counts by status and modality x anatomy, most frequent unmapped raw values
     index.py       build_index / run_index: the parallel, incremental, atomic run
 
@@ -27,6 +28,8 @@ _EXPORTS = {
     "read_index_metadata": "modan_dicom.ingest.schema",
     "index_axes": "modan_dicom.ingest.schema",
     "resolve_index_root": "modan_dicom.ingest.schema",
+    "subset_index": "modan_dicom.ingest.schema",
+    "local_path": "modan_dicom.ingest.schema",
     "IndexMeta": "modan_dicom.ingest.schema",
     "read_header": "modan_dicom.ingest.header",
     "walk": "modan_dicom.ingest.walk",

@@ -31,7 +31,8 @@ Returned dict (DICOM keywords for raw values; absent values are None)::
     image            True when the object carries pixel data (an Image Pixel module)
     Modality, BodyPartExamined, StudyDescription, SeriesDescription, ProtocolName, Laterality,
     ImageLaterality, ViewPosition, Manufacturer, ManufacturerModelName, SOPClassUID,
-    TransferSyntaxUID, PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID  (str)
+    TransferSyntaxUID, PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,
+    PatientName, PatientBirthDate  (str; identifiers for pseudonyms and `scrub.py`, never kept)
     Rows, Columns, NumberOfFrames (int)
     AnatomicRegion   tuple of (scheme, code, meaning) from the Anatomic Region Sequence
     StudyMonth       "YYYY-MM" from StudyDate (the day is never kept)
@@ -58,6 +59,7 @@ STRING_KEYWORDS = (
     "Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription", "ProtocolName",
     "Laterality", "ImageLaterality", "ViewPosition", "Manufacturer", "ManufacturerModelName",
     "SOPClassUID", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+    "PatientName", "PatientBirthDate",  # never kept: what `scrub.py` removes from the texts
 )
 INT_KEYWORDS = ("Rows", "Columns", "NumberOfFrames")
 RAW_KEYWORDS = STRING_KEYWORDS + ("TransferSyntaxUID",) + INT_KEYWORDS

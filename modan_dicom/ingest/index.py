@@ -58,17 +58,20 @@ from .pseudonym import (
 )
 from .readahead import ReadAhead
 from .schema import (
-    COLUMNS,
     RAW_INT_COLUMNS,
     RAW_STRING_COLUMNS,
+    ROW_COLUMNS,
     IndexMeta,
     columns_to_batch,
-    index_schema,
+    local_path,
     open_index_writer,
     read_index,
     read_index_meta,
+    read_local,
+    row_schema,
     table_to_frame,
 )
+from .scrub import IDENTITY_KEYWORDS, Scrubber, scrub_error
 from .summary import ANATOMY_FIELDS, MODALITY_FIELDS, IndexSummary, SummaryBuilder
 from .walk import count_files, walk_items
 
@@ -81,15 +84,17 @@ Progress = Callable[[int, "int | None"], None]
 Item = tuple[str, "int | None", "int | None", "str | None"]
 
 # header dict -> values, in index column order
-_RAW_VALUES = itemgetter(*RAW_STRING_COLUMNS, *RAW_INT_COLUMNS)
+_TEXT_VALUES = itemgetter(*RAW_STRING_COLUMNS)
+_INT_VALUES = itemgetter(*RAW_INT_COLUMNS)
+_IDENTITY = itemgetter(*IDENTITY_KEYWORDS)  # what the scrubber removes from the texts, with the SOP Instance UID
 _LABEL_VALUES = itemgetter(*LABEL_KEYS)
 _IDENTIFIERS = itemgetter("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-# a row's values after (path, size, mtime_ns, status, error), all null: raw values,
+# a row's values after (path, size, mtime_ns, file_key, status, error), all null: raw values,
 # AnatomicRegionSequence, the 4 keys, study_month, modality ... label, multi_hot
-_NO_VALUES = (None,) * (len(COLUMNS) - 5)
+_NO_VALUES = (None,) * (len(ROW_COLUMNS) - 6)
 # the columns the closing summary reads, and how to pick them from a row tuple
 _SUMMARY_FIELDS = ("status", "modality", "anatomy", *MODALITY_FIELDS, *ANATOMY_FIELDS)
-_SUMMARY_VALUES = itemgetter(*(COLUMNS.index(name) for name in _SUMMARY_FIELDS))
+_SUMMARY_VALUES = itemgetter(*(ROW_COLUMNS.index(name) for name in _SUMMARY_FIELDS))
 
 
 # ---- one file -> one row ------------------------------------------------------------------------
@@ -137,9 +142,10 @@ def vocabulary_fingerprint(vocab: Any) -> str:
 class FileIndexer:
     """Turns files into index rows (one instance per worker process).
 
-    A row is a tuple in index column order (`index_schema`); a chunk of rows becomes one Arrow
-    record batch, column by column. What repeats along a series is computed once: the labels
-    and status of each distinct set of label values, the patient / study / series pseudonyms.
+    A row is a tuple in row column order (`row_schema`: path, size, mtime_ns, then the shareable
+    columns); a chunk of rows becomes one Arrow record batch, column by column. What repeats
+    along a series is computed once: the labels and status of each distinct set of label values,
+    the patient / study / series pseudonyms, the scrubbed texts (`scrub.py`).
     """
 
     def __init__(self, settings: _Settings, vocab: Any | None = None) -> None:
@@ -149,7 +155,8 @@ class FileIndexer:
         self.vocab = vocab if vocab is not None else load_vocabulary(settings.profile)
         self._resolve = resolve_labels
         self.pseudo = Pseudonymizer(settings.salt, settings.keep_uids)
-        self.schema = index_schema(len(self.vocab.labels))
+        self.scrubber = Scrubber()
+        self.schema = row_schema(len(self.vocab.labels))
         self._prefix = os.path.join(settings.source, "")
         self._radimagenet = settings.layout == "radimagenet"
         # (label values, image flag) -> (status, modality, anatomy, modality_source, anatomy_source, multi_hot)
@@ -180,24 +187,31 @@ class FileIndexer:
         """One file's row: a tuple of values in index column order. defer: an encapsulated file's
         end that is not in the page cache is left for `_check_tails` (`read_header(defer_tail=)`)."""
         path, size, mtime_ns, error = item
+        file_key = self.pseudo.file_key(path)
         if error is not None:
-            return (path, size, mtime_ns, "error", error, *_NO_VALUES)
+            return (path, size, mtime_ns, file_key, "error", scrub_error(error, path), *_NO_VALUES)
         absolute = self._prefix + path
         if self._radimagenet:
             folder = radimagenet.parse_path(path, self.settings.prefix)
             if folder is not None:
                 folder_row = self._folder_row(absolute, folder)
                 if folder_row is not None:
-                    return (path, size, mtime_ns, *folder_row)
+                    return (path, size, mtime_ns, file_key, *folder_row)
         header = read_header(absolute, defer_tail=defer, with_stat=size is None)
         if size is None:  # the walk left the stat to us (`walk_items(stat_files=False)`)
             size, mtime_ns = header["size"], header["mtime_ns"]
         if defer and "tail" in header:
             self._deferred[absolute] = header["tail"]
         if header["kind"] != "dicom":
-            return (path, size, mtime_ns, header["kind"], header["error"], *_NO_VALUES)
+            return (path, size, mtime_ns, file_key, header["kind"], scrub_error(header["error"], path), *_NO_VALUES)
         status, reason, modality, anatomy, modality_source, anatomy_source, multi_hot = self._label_values(header)
-        return (path, size, mtime_ns, status, reason, *_RAW_VALUES(header), header["AnatomicRegion"] or None,
+        identity, instance = _IDENTITY(header), header["SOPInstanceUID"]
+        texts = self.scrubber.texts(_TEXT_VALUES(header), identity, instance)
+        regions = header["AnatomicRegion"]
+        if regions:
+            meanings = self.scrubber.texts(tuple(m for _, _, m in regions), identity, instance)
+            regions = [(s, c, m) for (s, c, _), m in zip(regions, meanings)]
+        return (path, size, mtime_ns, file_key, status, reason, *texts, *_INT_VALUES(header), regions or None,
                 *self.pseudo.key_tuple(*_IDENTIFIERS(header)), header["StudyMonth"],
                 modality, anatomy, modality_source, anatomy_source, None, multi_hot)
 
@@ -278,20 +292,42 @@ class FileIndexer:
 
 
 class _Previous:
-    """Streams the rows of a previous index (path order) for a merge with the walk."""
+    """Streams the rows of a previous index (path order), joined with its local file (path, size,
+    mtime_ns), for a merge with the walk. The two files hold the same rows in the same order
+    (`_previous_index` checks their file_keys)."""
 
-    def __init__(self, path: Path, batch_rows: int = 8192) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 8192) -> None:
         self._file = pq.ParquetFile(path)
+        self._local_file = pq.ParquetFile(local_path(path))
+        self._schema = schema  # `row_schema`
         self._batches = self._file.iter_batches(batch_size=batch_rows)
+        self._local_batches = self._local_file.iter_batches(batch_size=batch_rows, columns=["path", "size", "mtime_ns"])
+        self._local_rest: pa.RecordBatch | None = None
         self._batch: pa.RecordBatch | None = None
         self._paths: list[str] = []
         self._i = 0
         self._next_batch()
 
+    def _take_local(self, n: int) -> pa.Table:
+        """The next `n` rows of the local file."""
+        pieces: list[pa.RecordBatch] = []
+        while n > 0:
+            rest = self._local_rest if self._local_rest is not None else next(self._local_batches)
+            pieces.append(rest.slice(0, n))
+            self._local_rest = rest.slice(n) if rest.num_rows > n else None
+            n -= pieces[-1].num_rows
+        return pa.Table.from_batches(pieces)
+
     def _next_batch(self) -> None:
-        self._batch = next(self._batches, None)
+        shared = next(self._batches, None)
+        while shared is not None and shared.num_rows == 0:
+            shared = next(self._batches, None)
         self._i = 0
-        if self._batch is not None:
+        self._batch = None
+        if shared is not None:
+            local = self._take_local(shared.num_rows).combine_chunks()
+            columns = [local.column(name).chunk(0) for name in ("path", "size", "mtime_ns")]
+            self._batch = pa.RecordBatch.from_arrays([*columns, *shared.columns], schema=self._schema)
             self._paths = self._batch.column("path").to_pylist()
             self._sizes = self._batch.column("size").to_pylist()
             self._mtimes = self._batch.column("mtime_ns").to_pylist()
@@ -321,6 +357,7 @@ class _Previous:
 
     def close(self) -> None:
         self._file.close()
+        self._local_file.close()
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -395,7 +432,7 @@ def resolve_output_salt(
 
 
 def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | None:
-    """Files the walk must skip: the index itself, its temporary files and modan-dicom's own
+    """Files the walk must skip: the index itself, its local file, their temporary files and modan-dicom's own
     `.modan-*` files beside it (the salt, a pull's marker), when the index is written inside the
     source."""
     if output is None:
@@ -405,12 +442,12 @@ def _exclusions(source: Path, output: Path | None) -> Callable[[str], bool] | No
     except ValueError:
         return None
     rel_dir = "" if rel_dir == "." else rel_dir + "/"
-    own = rel_dir + output.name
-    temp_prefix = f"{rel_dir}.{output.name}."
+    own = {rel_dir + output.name, rel_dir + local_path(output).name}
+    temp_prefixes = (f"{rel_dir}.{output.name}.", f"{rel_dir}.{local_path(output).name}.")
     marker_prefix = rel_dir + MARKER_PREFIX
 
     def exclude(rel: str) -> bool:
-        return (rel == own or (rel.startswith(temp_prefix) and rel.endswith(".tmp"))
+        return (rel in own or (rel.startswith(temp_prefixes) and rel.endswith(".tmp"))
                 or (rel.startswith(marker_prefix) and "/" not in rel[len(marker_prefix):]))
 
     return exclude
@@ -435,11 +472,20 @@ def _previous_index(output: Path | None, meta: IndexMeta, warnings: list[str]) -
     except SourceError:
         warnings.append(f"{output} exists but is not a readable index; it is rebuilt from scratch")
         return None
+    if not old.source and old.format == meta.format:
+        warnings.append(f"{output}: its local file {local_path(output).name} is missing; the index is rebuilt "
+                        "from scratch")
+        return None
     if not old.reusable_by(meta):
         return None
     try:
-        return _Previous(output)
-    except (OSError, pa.ArrowInvalid):
+        keys = pq.read_table(output, columns=["file_key"]).column("file_key")
+        if read_local(output, keys, columns=["file_key"]) is None:
+            warnings.append(f"{output}: its local file {local_path(output).name} belongs to another index; "
+                            "the index is rebuilt from scratch")
+            return None
+        return _Previous(output, row_schema(len(meta.axes)))
+    except (OSError, pa.ArrowInvalid, KeyError):
         warnings.append(f"{output} could not be read; it is rebuilt from scratch")
         return None
 
@@ -549,13 +595,13 @@ def run_index(
         profile=str(vocab.profile), axes=list(vocab.labels), source=str(root), layout=layout_name,
         keep_uids=keep_uids, salt_fingerprint=pseudo.fingerprint,
         vocab_fingerprint=vocabulary_fingerprint(vocab), version=__version__,
-        extra={"prefix": prefix},
+        extra={"prefix": prefix}, source_key=pseudo.source_key(str(root)),
     )
     settings = _Settings(str(root), profile, salt_bytes, keep_uids, layout_name, prefix)
     warnings: list[str] = []
     if salt_source == "ephemeral":
         warnings.append("no salt and no output folder: the pseudonyms of this run match no other run")
-    schema = index_schema(len(meta.axes))
+    schema = row_schema(len(meta.axes))
     exclude = _exclusions(root, out_path)
     total = count_files(root, exclude=exclude, follow_links=follow_links) if progress is not None else None
     builder = SummaryBuilder(weight="count")  # fed distinct rows with their counts (`_add_to_summary`)

@@ -1,7 +1,8 @@
 """Keyed pseudonyms for patient and study / series / instance identifiers.
 
 A pseudonym is HMAC-SHA256(salt, kind + ":" + value), cut to 20 hex characters (80 bits) and
-prefixed by its kind: `pat-…`, `stu-…`, `ser-…`, `ins-…`. The same value and salt always give
+prefixed by its kind: `pat-…`, `stu-…`, `ser-…`, `ins-…`, and for the index's row key and source
+`fil-…` (of the relative path), `src-…` (of the source folder or archive address). The same value and salt always give
 the same pseudonym (patient-level grouping survives, across runs and between the file index and
 the PACS census); without the salt the value cannot be recovered or confirmed by guessing.
 
@@ -33,7 +34,8 @@ from ..errors import ConfigError, OutputError
 SALT_ENV = "MODAN_SALT"
 SALT_FILE = MARKER_PREFIX + "salt"
 KEY_HEX = 20
-PREFIX = {"patient": "pat-", "study": "stu-", "series": "ser-", "instance": "ins-"}
+PREFIX = {"patient": "pat-", "study": "stu-", "series": "ser-", "instance": "ins-",
+          "file": "fil-", "source": "src-"}  # file: a relative path (`file_key`); source: the indexed folder
 # key column -> (kind, raw DICOM keyword)
 KEY_COLUMNS = {
     "patient_key": ("patient", "PatientID"),
@@ -97,6 +99,14 @@ class Pseudonymizer:
             (cache["series"].get(series) or key("series", series)) if series else None,
             pseudonym(self.salt, "instance", instance) if instance else None,
         )
+
+    def file_key(self, path: str) -> str:
+        """The row key of a relative path (`fil-…`): whatever `keep_uids` says, paths are never kept."""
+        return pseudonym(self.salt, "file", path)
+
+    def source_key(self, source: str) -> str:
+        """The keyed pseudonym of an index's source folder or archive address (`src-…`)."""
+        return pseudonym(self.salt, "source", source)
 
     @property
     def fingerprint(self) -> str:

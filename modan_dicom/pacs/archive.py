@@ -36,6 +36,7 @@ SERIES_FIELDS = (
     "StudyInstanceUID", "SeriesInstanceUID", "PatientID", "StudyDate", "StudyDescription",
     "Modality", "BodyPartExamined", "SeriesDescription", "ProtocolName", "Laterality",
     "Manufacturer", "ManufacturerModelName", "NumberOfSeriesRelatedInstances", "SeriesNumber",
+    "PatientName", "PatientBirthDate",  # never kept: what the census scrubs out of the texts (ingest/scrub.py)
 )
 INSTANCE_FIELDS = ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Rows", "Columns", "NumberOfFrames",
                    "ImageLaterality", "ViewPosition")

@@ -30,9 +30,10 @@ from ..ingest.index import check_output_file, load_vocabulary, vocabulary_finger
 from ..ingest.labels import Labels, code_triples, resolve_labels
 from ..ingest.pseudonym import Pseudonymizer, resolve_salt
 from ..ingest.schema import (
-    RAW_INT_COLUMNS, RAW_STRING_COLUMNS, IndexMeta, index_schema, open_index_writer, read_index,
-    read_index_meta, rows_to_batch, table_to_frame,
+    RAW_INT_COLUMNS, RAW_STRING_COLUMNS, IndexMeta, open_index_writer, read_index, read_index_meta,
+    read_index_table, row_schema, rows_to_batch, table_to_frame,
 )
+from ..ingest.scrub import IDENTITY_KEYWORDS, INSTANCE_KEYWORD, scrub_error, scrub_texts
 from ..ingest.summary import IndexSummary, SummaryBuilder
 from .address import ArchiveAddress, parse_address
 from .archive import (
@@ -205,12 +206,17 @@ def _row(item: SeriesItem, record: Mapping[str, Any], pseudo: Pseudonymizer, *, 
                         "SeriesInstanceUID": text(record.get("SeriesInstanceUID")),
                         "SOPInstanceUID": text(record.get("SOPInstanceUID")) if instance else None})
     path = f"{keys['study_key']}/{keys['series_key']}" + (f"/{keys['instance_key']}" if instance else "")
-    row: dict[str, Any] = {name: text(record.get(name)) for name in RAW_STRING_COLUMNS}
+    # the texts without the record's own name, ID, birth date and UIDs (`ingest/scrub.py`)
+    identity = {name: text(record.get(name)) for name in (*IDENTITY_KEYWORDS, INSTANCE_KEYWORD)}
+    codes = list(code_triples(record.get("AnatomicRegionSequence")))
+    *texts, error = scrub_texts([*(text(record.get(name)) for name in RAW_STRING_COLUMNS),
+                                 *(meaning for _, _, meaning in codes), item.error], identity)
+    row: dict[str, Any] = dict(zip(RAW_STRING_COLUMNS, texts))
     row.update({name: integer(record.get(name)) for name in RAW_INT_COLUMNS})
     row.update(keys)
     row.update(
-        path=path, size=0, mtime_ns=0, status=item.status, error=item.error,
-        AnatomicRegionSequence=list(code_triples(record.get("AnatomicRegionSequence"))) or None,
+        path=path, file_key=pseudo.file_key(path), size=0, mtime_ns=0, status=item.status, error=scrub_error(error),
+        AnatomicRegionSequence=[(s, c, m) for (s, c, _), m in zip(codes, texts[len(RAW_STRING_COLUMNS):])] or None,
         study_month=study_month(text(record.get("StudyDate"))),
         modality=labels.modality, modality_source=labels.modality_source,
         anatomy=labels.anatomy, anatomy_source=labels.anatomy_source,
@@ -282,19 +288,17 @@ def _merge_previous(output: Path, meta: IndexMeta, rows: list[dict[str, Any]]) -
     if not output.exists():
         return None
     previous = read_index_meta(output)
-    same = (previous.profile, previous.axes, previous.source, previous.salt_fingerprint, previous.keep_uids,
-            previous.extra.get("level")) == (meta.profile, meta.axes, meta.source, meta.salt_fingerprint,
+    same = (previous.profile, previous.axes, previous.source_key, previous.salt_fingerprint, previous.keep_uids,
+            previous.extra.get("level")) == (meta.profile, meta.axes, meta.source_key, meta.salt_fingerprint,
                                              meta.keep_uids, meta.extra.get("level"))
     if not same:
         raise ConfigError(f"{output} holds a census made with other settings (archive, profile, salt or level); "
                           "--since adds to a census of the same archive and settings only")
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(output).replace_schema_metadata(None)
-    seen = pa.array(sorted({r["path"] for r in rows}), type=pa.string())
+    table = read_index_table(output)  # joined with its local file (the paths)
+    seen = pa.array(sorted({r["file_key"] for r in rows}), type=pa.string())
     import pyarrow.compute as pc
 
-    return table.filter(pc.invert(pc.is_in(table["path"], value_set=seen)))
+    return table.filter(pc.invert(pc.is_in(table["file_key"], value_set=seen)))
 
 
 @exclusive_output
@@ -322,7 +326,7 @@ def run_census(
     meta = IndexMeta(
         profile=str(vocab.profile), axes=list(vocab.labels), source=address.display, layout=address.protocol,
         keep_uids=keep_uids, salt_fingerprint=pseudo.fingerprint, vocab_fingerprint=vocabulary_fingerprint(vocab),
-        version=__version__,
+        version=__version__, source_key=pseudo.source_key(address.display),
         extra={"kind": "census", "level": level, "modality": modalities, "study_date": dates.query_value()},
     )
     budget = QueryBudget(max_queries)
@@ -341,7 +345,7 @@ def run_census(
     if salt_source == "ephemeral":
         warnings.append("no salt and no output folder: the pseudonyms of this census match no other run")
     rows = census_rows(found.series, pseudo, level)
-    schema = index_schema(len(meta.axes), EXTRA_FIELDS)
+    schema = row_schema(len(meta.axes), EXTRA_FIELDS)
     table = pa.Table.from_batches([rows_to_batch(rows, schema)], schema=schema)
     if since and out_path is not None:
         kept = _merge_previous(out_path, meta, rows)

@@ -36,7 +36,7 @@ from .archive import (
     until_complete,
 )
 
-STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyDescription")
+STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyDescription", "PatientName", "PatientBirthDate")
 STUDY_COUNT = "NumberOfStudyRelatedSeries"
 METADATA_FIELDS = ("Modality", "SOPClassUID", "BodyPartExamined", "SeriesDescription", "ProtocolName",
                    "StudyDescription", "ImageLaterality", "Laterality", "ViewPosition", "Rows", "Columns",

@@ -48,7 +48,7 @@ from scipy import ndimage
 from scipy.special import ndtr
 
 from ..atomic import atomic_open, claim_folder, write_text
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from .pixels import (BONE, CART, FAT, FLUID, GLAND, LESION, LIG, MARROW, ORGAN, ORGAN2, SCENES, SOFT, Shape,
                      display_uint8, paint, place, random_pose, render_mr, render_us)
 
