@@ -175,7 +175,8 @@ def test_embed_leaves_out_and_lists_what_it_cannot_decode(
     out = embed(index, {"a": "scratch"}, tmp_path / "emb.parquet", image_size=32, stem="torchvision",
                 workers=2, max_decode_failures=0.2)
     table = pq.read_table(out).to_pandas()
-    assert len(table) == n_usable - len(chosen) and not set(chosen.values()) & set(table["path"])
+    chosen_keys = set(frame.set_index("path").loc[list(chosen.values()), "file_key"])  # embeddings hold no path
+    assert len(table) == n_usable - len(chosen) and not chosen_keys & set(table["file_key"])
     listed = pd.read_csv(tmp_path / "emb.decode_failures.csv")
     assert sorted(frame["path"].iloc[listed["index_row"]]) == sorted(chosen.values())
     with pytest.raises(UndecodableError, match=f"{len(chosen)} of {n_usable} images"):
