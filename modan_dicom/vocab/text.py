@@ -1,0 +1,189 @@
+"""Free text -> anatomy: normalisation, compound words, and the longest-synonym search.
+
+Real descriptions are written by scanners and people in many languages (``t2_tse_tra_Prostate``,
+``CT CH/AB/PEL``, ``BrzuchMiednica``, ``Abdomen^02_0_Abdomen_Pelvis (Adult)``, ``Ganzkörper``). The rules:
+
+- accents are folded (``Schädel`` = ``SCHADEL``, ``głowa`` = ``GLOWA``), case is ignored;
+- words are split at every non-alphanumeric (``^ _ / - + . ,`` ...), at lower->upper case changes
+  (``AbdPelvis`` -> ``ABD PELVIS``) and between letters and digits (``02CAPRoutine`` -> ``02 CAP ROUTINE``);
+- synonyms match whole words only: ``Transesophageal`` holds no ``esophageal``, ``PULSE`` no ``LS``;
+- a word the vocabulary does not know is read as a compound when it splits completely into known words
+  (``CHESTABDPELVIS``, ``mriabd``, ``LSPINE``, ``CAPW``): synonym words of at least 3 letters, plus the
+  shorter ``compound_parts`` of anatomy.yaml (``W``, ``CT``, ``L`` ...); at least one part is anatomy;
+- a value at a DICOM length limit (16 or 64 characters) may end in a cut word: the last word then may be the
+  start of a known word (``... ABDOMEN PEL`` -> ``PELVIS``);
+- the longest synonym wins, then the earliest; text after ``ignore_after`` phrases ("history of", "prior")
+  and ``ignore_phrases`` ("C arm", "head first") is not read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .terms import TextMatch
+
+CUT_LENGTHS = (16, 64)  # DICOM CS and LO value limits: a value this long may end in a cut word
+MIN_PART = 3  # synonym words shorter than this join compounds only when listed in compound_parts
+
+_NON_WORD = re.compile(r"[\W_]+")
+_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2})|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_FOLD = str.maketrans({"Ł": "L", "Ø": "O", "Đ": "D", "Æ": "AE", "Œ": "OE", "Ħ": "H"})
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.upper())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_FOLD)
+
+
+def spaced(text: str) -> str:
+    """Folded upper case, every run of non-alphanumerics (/ - _ ^ , . space ...) one space."""
+    return _NON_WORD.sub(" ", _fold(text)).strip()
+
+
+def compact(text: str) -> str:
+    """Folded upper case without non-alphanumerics: the form exact lookups compare (``C-Spine`` -> ``CSPINE``)."""
+    return _NON_WORD.sub("", _fold(text))
+
+
+def words(text: str) -> str:
+    """`spaced` after splitting at case changes and letter/digit changes: the form free text is matched in."""
+    return spaced(_SPLIT.sub(" ", text))
+
+
+def trie_regex(entries: Iterable[str]) -> str:
+    """One regex matching, at a word start, the longest entry that ends at a word end."""
+    trie: dict[str, Any] = {}
+    for word in entries:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = True
+
+    def emit(node: dict[str, Any]) -> str:
+        alternatives = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
+        if "" in node:  # shorter match last: the engine prefers the longer path
+            alternatives.append(r"(?!\S)")
+        if len(alternatives) == 1 and "" not in node:
+            return alternatives[0]
+        return "(?:" + "|".join(alternatives) + ")"
+
+    return emit(trie)
+
+
+def phrase_regex(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    found = sorted({p for p in phrases if p}, key=len, reverse=True)
+    return re.compile(r"(?<!\S)(?:" + "|".join(map(re.escape, found)) + r")(?!\S)") if found else None
+
+
+class TextMatcher:
+    """Longest-synonym search over normalised text: one compiled trie regex plus bounded result caches.
+
+    `entries`: normalised synonym (`words`) -> anatomy id; `markers`: the subset naming non-anatomic objects.
+    """
+
+    def __init__(self, entries: Mapping[str, str], ignore: Iterable[str] = (), ignore_after: Iterable[str] = (),
+                 compound_parts: Iterable[str] = (), markers: Mapping[str, str] | None = None) -> None:
+        self.owner = dict(entries)
+        self.regex = re.compile(r"(?<!\S)(?=(" + trie_regex(self.owner) + "))") if self.owner else None
+        self.markers = dict(markers or {})
+        self.marker_regex = phrase_regex(self.markers)
+        self.ignore = phrase_regex(ignore)
+        self.cut = phrase_regex(ignore_after)
+        vocabulary = {w for s in self.owner for w in s.split()}
+        self.anatomy_words = frozenset(w for w in vocabulary if len(w) >= MIN_PART and w.isalpha())
+        self.fillers = frozenset(compound_parts)
+        self.known = vocabulary | self.fillers
+        self.sorted_words = sorted(self.anatomy_words)
+        self.find = functools.lru_cache(maxsize=1 << 16)(self._find)
+        self.marker = functools.lru_cache(maxsize=1 << 16)(self._marker)
+        self._split = functools.lru_cache(maxsize=1 << 14)(self._compound)
+
+    # -- normalisation
+    def normalise(self, text: str) -> str:
+        """`words(text)` with what is not read blanked out and compound words split."""
+        norm = words(text)
+        if self.cut is not None:
+            hit = self.cut.search(norm)
+            if hit is not None:
+                norm = norm[:hit.start()]
+        if self.ignore is not None:
+            norm = self.ignore.sub(lambda m: " " * len(m.group()), norm)
+        tokens = norm.split(" ")
+        cut = len(text.strip()) in CUT_LENGTHS
+        for i, token in enumerate(tokens):
+            if token and token not in self.known and token.isalpha():
+                tokens[i] = self._split(token, cut and i == len(tokens) - 1)
+        return " ".join(tokens)
+
+    def _complete(self, prefix: str) -> str | None:
+        """The shortest known anatomy word starting with `prefix` (a word cut at a length limit)."""
+        if len(prefix) < MIN_PART:
+            return None
+        at = bisect.bisect_left(self.sorted_words, prefix)
+        found = []
+        while at < len(self.sorted_words) and self.sorted_words[at].startswith(prefix):
+            found.append(self.sorted_words[at])
+            at += 1
+        return min(found, key=len) if found else None
+
+    def _compound(self, token: str, cut: bool) -> str:
+        """`token` as its known parts joined by spaces (fewest parts), else unchanged."""
+        n = len(token)
+        best: list[tuple[int, int, bool] | None] = [None] * (n + 1)  # parts, start of last, last is 1 letter
+        best[0] = (0, 0, False)
+        for end in range(1, n + 1):
+            for start in range(end):
+                prev = best[start]
+                if prev is None:
+                    continue
+                part = token[start:end]
+                single = len(part) < MIN_PART
+                if part in self.fillers or (not single and part in self.anatomy_words):
+                    if single and prev[2]:
+                        continue  # two short parts in a row read anything
+                    if best[end] is None or prev[0] + 1 < best[end][0]:
+                        best[end] = (prev[0] + 1, start, single)
+        parts: list[str] = []
+        if best[n] is not None and best[n][0] > 1:
+            end = n
+            while end > 0:
+                start = best[end][1]
+                parts.append(token[start:end])
+                end = start
+            parts.reverse()
+        elif cut:
+            whole = self._complete(token)
+            if whole is not None:
+                return whole
+            for start in range(n - MIN_PART, 0, -1):  # known parts, then a cut last word
+                head = self._compound(token[:start], False) if token[:start] not in self.known else token[:start]
+                tail = self._complete(token[start:])
+                if tail is not None and (head in self.known or " " in head):
+                    return f"{head} {tail}"
+            return token
+        if not any(p in self.anatomy_words for p in parts):
+            return token
+        return " ".join(parts)
+
+    # -- search
+    def _find(self, text: str) -> TextMatch | None:
+        if self.regex is None:
+            return None
+        norm = self.normalise(text)
+        best, start = "", -1
+        for hit in self.regex.finditer(norm):  # every word start; the longest (then earliest) wins
+            word = hit.group(1)
+            if len(word) > len(best):
+                best, start = word, hit.start()
+        return TextMatch(self.owner[best], best, start, start + len(best)) if best else None
+
+    def _marker(self, text: str) -> str | None:
+        if self.marker_regex is None:
+            return None
+        hit = self.marker_regex.search(self.normalise(text))
+        return self.markers[hit.group()] if hit else None
