@@ -39,7 +39,7 @@ class Catalog:
     text_entries: dict[str, str]  # synonym in matching form (`words`) -> anatomy id
     ignore_phrases: tuple[str, ...]
     ignore_after: tuple[str, ...]
-    compound_parts: tuple[str, ...]
+    other_words: tuple[str, ...]
     _matcher: TextMatcher | None = field(default=None, repr=False)
 
     @property
@@ -51,8 +51,9 @@ class Catalog:
     def matcher(self) -> TextMatcher:
         if self._matcher is None:  # compiled on first use: encode-only callers never pay for it
             markers = {k: v for k, v in self.text_entries.items() if self.by_id[v].non_anatomic}
+            whole = {words(w) for t in self.anatomy for w in t.whole_word}
             self._matcher = TextMatcher(self.text_entries, self.ignore_phrases, self.ignore_after,
-                                        self.compound_parts, markers)
+                                        self.other_words, markers, whole)
         return self._matcher
 
 
@@ -131,7 +132,7 @@ def parse_anatomy(path: Path) -> dict[str, Any]:
         missing = flagged - {spaced(s) for s in term.synonyms}
         if missing:
             raise problem(path, entry, f"whole_word entry '{sorted(missing)[0]}' is not one of its synonyms")
-        for synonym in term.synonyms:  # whole words only (whole_word is kept for old files; it changes nothing)
+        for synonym in term.synonyms:  # all match whole words; whole_word ones never join compounds
             text_entries.setdefault(words(synonym), ident)
         terms.append(term)
     by_id = {t.id: t for t in terms}
@@ -151,8 +152,8 @@ def parse_anatomy(path: Path) -> dict[str, Any]:
     _check_parts(path, by_id)
     phrases = {k: tuple(spaced(p) for p in strings(data.get(k), path, k, k) if spaced(p))
                for k in ("ignore_phrases", "ignore_after")}
-    phrases["compound_parts"] = tuple(compact(p) for p in strings(data.get("compound_parts"), path,
-                                                                  "compound_parts", "compound_parts") if compact(p))
+    phrases["other_words"] = tuple(compact(p) for p in strings(data.get("other_words"), path,
+                                                                  "other_words", "other_words") if compact(p))
     return dict(anatomy=tuple(terms), by_id=by_id, exact={k: v[0] for k, v in exact.owner.items()},
                 sct={k: v[0] for k, v in sct.owner.items()}, srt={k: v[0] for k, v in srt.owner.items()},
                 anatomy_folders={k: v[0] for k, v in folders.owner.items()}, ancestors=ancestors,

@@ -4,14 +4,17 @@ Real descriptions are written by scanners and people in many languages (``t2_tse
 ``CT CH/AB/PEL``, ``BrzuchMiednica``, ``Abdomen^02_0_Abdomen_Pelvis (Adult)``, ``Ganzkörper``). The rules:
 
 - accents are folded (``Schädel`` = ``SCHADEL``, ``głowa`` = ``GLOWA``), case is ignored;
-- words are split at every non-alphanumeric (``^ _ / - + . ,`` ...), at lower->upper case changes
-  (``AbdPelvis`` -> ``ABD PELVIS``) and between letters and digits (``02CAPRoutine`` -> ``02 CAP ROUTINE``);
+- words are split at every non-alphanumeric (``^ _ / - + . ,`` ...), at case changes (``AbdPelvis`` ->
+  ``ABD PELVIS``, ``LSpine`` -> ``L SPINE``, ``HEADtoFEET`` -> ``HEAD TO FEET``) and between digits and runs of 3+ letters (``02CAPRoutine`` ->
+  ``02 CAP ROUTINE``; ``LS16``, ``T2`` and ``PE1`` stay whole: scanner and sequence names);
 - synonyms match whole words only: ``Transesophageal`` holds no ``esophageal``, ``PULSE`` no ``LS``;
 - a word the vocabulary does not know is read as a compound when it splits completely into known words
   (``CHESTABDPELVIS``, ``mriabd``, ``LSPINE``, ``CAPW``): synonym words of at least 3 letters, plus the
-  shorter ``compound_parts`` of anatomy.yaml (``W``, ``CT``, ``L`` ...); at least one part is anatomy;
-- a value at a DICOM length limit (16 or 64 characters) may end in a cut word: the last word then may be the
-  start of a known word (``... ABDOMEN PEL`` -> ``PELVIS``);
+  ``other_words`` of anatomy.yaml (``W``, ``CT``, ``L`` ...: no anatomy themselves, and never read as
+  anatomy, like ``SPINECHO``); else a known anatomy word of 5+ letters may start it (``COLONOSCOPY``);
+  synonyms flagged ``whole_word`` (``Cranio``: not in ``CRANIOCAUDAL``) take part in neither;
+- a description of 64 characters (the DICOM LO limit) may end in a cut word: its last word, if unknown,
+  may be the start of a known one (``... PELVI`` -> ``PELVIC``);
 - the longest synonym wins, then the earliest; text after ``ignore_after`` phrases ("history of", "prior")
   and ``ignore_phrases`` ("C arm", "head first") is not read.
 """
@@ -27,11 +30,13 @@ from typing import Any
 
 from .terms import TextMatch
 
-CUT_LENGTHS = (16, 64)  # DICOM CS and LO value limits: a value this long may end in a cut word
-MIN_PART = 3  # synonym words shorter than this join compounds only when listed in compound_parts
+CUT_LENGTHS = (64,)  # the DICOM LO value limit: a description this long may end in a cut word
+MIN_PART = 3  # synonym words shorter than this join compounds only when listed in other_words
+MIN_PREFIX = 5  # a known anatomy word this long may start a longer word (BREASTUNI, COLONOSCOPY)
+MIN_CUT = 4  # a cut last word this long may be completed
 
 _NON_WORD = re.compile(r"[\W_]+")
-_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2})|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{3})|(?<=[A-Z]{2})(?=[a-z]{1,3}(?:[A-Z]|$))|(?<=[^\W\d_]{3})(?=\d)|(?<=\d)(?=[^\W\d_]{3})")
 _FOLD = str.maketrans({"Ł": "L", "Ø": "O", "Đ": "D", "Æ": "AE", "Œ": "OE", "Ħ": "H"})
 
 
@@ -87,7 +92,8 @@ class TextMatcher:
     """
 
     def __init__(self, entries: Mapping[str, str], ignore: Iterable[str] = (), ignore_after: Iterable[str] = (),
-                 compound_parts: Iterable[str] = (), markers: Mapping[str, str] | None = None) -> None:
+                 other_words: Iterable[str] = (), markers: Mapping[str, str] | None = None,
+                 whole_words: Iterable[str] = ()) -> None:
         self.owner = dict(entries)
         self.regex = re.compile(r"(?<!\S)(?=(" + trie_regex(self.owner) + "))") if self.owner else None
         self.markers = dict(markers or {})
@@ -95,8 +101,9 @@ class TextMatcher:
         self.ignore = phrase_regex(ignore)
         self.cut = phrase_regex(ignore_after)
         vocabulary = {w for s in self.owner for w in s.split()}
-        self.anatomy_words = frozenset(w for w in vocabulary if len(w) >= MIN_PART and w.isalpha())
-        self.fillers = frozenset(compound_parts)
+        whole = {w for phrase in whole_words for w in phrase.split()}  # never read inside a longer word
+        self.anatomy_words = frozenset(w for w in vocabulary if len(w) >= MIN_PART and w.isalpha() and w not in whole)
+        self.fillers = frozenset(other_words)
         self.known = vocabulary | self.fillers
         self.sorted_words = sorted(self.anatomy_words)
         self.find = functools.lru_cache(maxsize=1 << 16)(self._find)
@@ -121,8 +128,8 @@ class TextMatcher:
         return " ".join(tokens)
 
     def _complete(self, prefix: str) -> str | None:
-        """The shortest known anatomy word starting with `prefix` (a word cut at a length limit)."""
-        if len(prefix) < MIN_PART:
+        """The shortest known anatomy word starting with `prefix` (a word cut at the length limit)."""
+        if len(prefix) < MIN_CUT:
             return None
         at = bisect.bisect_left(self.sorted_words, prefix)
         found = []
@@ -132,43 +139,51 @@ class TextMatcher:
         return min(found, key=len) if found else None
 
     def _compound(self, token: str, cut: bool) -> str:
-        """`token` as its known parts joined by spaces (fewest parts), else unchanged."""
+        """`token` as its known parts joined by spaces (fewest parts), else as it is.
+
+        A one-letter part (``L``SPINE) must precede an anatomy word of at least 4 letters, or be a final ``W``
+        (CAP``W``: with contrast). Failing a split: a known anatomy word of at least 5 letters that starts the
+        token (``BREASTUNI``, ``COLONOSCOPY``, ``FEMURS``); then, for the last word of a cut value, the word
+        it starts.
+        """
         n = len(token)
-        best: list[tuple[int, int, bool] | None] = [None] * (n + 1)  # parts, start of last, last is 1 letter
-        best[0] = (0, 0, False)
+        best: list[tuple[int, int] | None] = [None] * (n + 1)  # (parts, start of the last part)
+        best[0] = (0, 0)
         for end in range(1, n + 1):
             for start in range(end):
                 prev = best[start]
-                if prev is None:
-                    continue
                 part = token[start:end]
-                single = len(part) < MIN_PART
-                if part in self.fillers or (not single and part in self.anatomy_words):
-                    if single and prev[2]:
-                        continue  # two short parts in a row read anything
-                    if best[end] is None or prev[0] + 1 < best[end][0]:
-                        best[end] = (prev[0] + 1, start, single)
-        parts: list[str] = []
+                if prev is None or not (part in self.fillers or (len(part) >= MIN_PART and part in self.anatomy_words)):
+                    continue
+                if best[end] is None or prev[0] + 1 < best[end][0]:
+                    best[end] = (prev[0] + 1, start)
         if best[n] is not None and best[n][0] > 1:
-            end = n
+            parts, end = [], n
             while end > 0:
                 start = best[end][1]
                 parts.append(token[start:end])
                 end = start
             parts.reverse()
-        elif cut:
-            whole = self._complete(token)
-            if whole is not None:
-                return whole
-            for start in range(n - MIN_PART, 0, -1):  # known parts, then a cut last word
-                head = self._compound(token[:start], False) if token[:start] not in self.known else token[:start]
-                tail = self._complete(token[start:])
-                if tail is not None and (head in self.known or " " in head):
-                    return f"{head} {tail}"
-            return token
+            if self._sound(parts):
+                return " ".join(parts)
+        for end in range(n - 1, MIN_PREFIX - 1, -1):
+            if token[:end] in self.anatomy_words:
+                return f"{token[:end]} {token[end:]}"
+        if cut:
+            return self._complete(token) or token
+        return token
+
+    def _sound(self, parts: list[str]) -> bool:
+        """A split reads anatomy: an anatomy part, and every one-letter part where it means something."""
         if not any(p in self.anatomy_words for p in parts):
-            return token
-        return " ".join(parts)
+            return False
+        for i, part in enumerate(parts):
+            if len(part) == 1:
+                last = i == len(parts) - 1
+                following = parts[i + 1] if not last else ""
+                if not ((last and part == "W") or (following in self.anatomy_words and len(following) >= 4)):
+                    return False
+        return True
 
     # -- search
     def _find(self, text: str) -> TextMatch | None:
