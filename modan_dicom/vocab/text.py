@@ -41,6 +41,8 @@ _FOLD = str.maketrans({"Ł": "L", "Ø": "O", "Đ": "D", "Æ": "AE", "Œ": "OE", 
 
 
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.upper()
     decomposed = unicodedata.normalize("NFKD", text.upper())
     return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_FOLD)
 
@@ -106,9 +108,16 @@ class TextMatcher:
         self.fillers = frozenset(other_words)
         self.known = vocabulary | self.fillers
         self.sorted_words = sorted(self.anatomy_words)
-        self.find = functools.lru_cache(maxsize=1 << 16)(self._find)
-        self.marker = functools.lru_cache(maxsize=1 << 16)(self._marker)
+        self._read = functools.lru_cache(maxsize=1 << 16)(self._analyse)
         self._split = functools.lru_cache(maxsize=1 << 14)(self._compound)
+
+    def find(self, text: str) -> TextMatch | None:
+        """The deciding synonym of a text, or None (cached)."""
+        return self._read(text)[0]
+
+    def marker(self, text: str) -> str | None:
+        """The non-anatomic term a text names, or None (cached)."""
+        return self._read(text)[1]
 
     # -- normalisation
     def normalise(self, text: str) -> str:
@@ -186,19 +195,14 @@ class TextMatcher:
         return True
 
     # -- search
-    def _find(self, text: str) -> TextMatch | None:
-        if self.regex is None:
-            return None
+    def _analyse(self, text: str) -> tuple[TextMatch | None, str | None]:
         norm = self.normalise(text)
         best, start = "", -1
-        for hit in self.regex.finditer(norm):  # every word start; the longest (then earliest) wins
-            word = hit.group(1)
-            if len(word) > len(best):
-                best, start = word, hit.start()
-        return TextMatch(self.owner[best], best, start, start + len(best)) if best else None
-
-    def _marker(self, text: str) -> str | None:
-        if self.marker_regex is None:
-            return None
-        hit = self.marker_regex.search(self.normalise(text))
-        return self.markers[hit.group()] if hit else None
+        if self.regex is not None:
+            for hit in self.regex.finditer(norm):  # every word start; the longest (then earliest) wins
+                word = hit.group(1)
+                if len(word) > len(best):
+                    best, start = word, hit.start()
+        found = TextMatch(self.owner[best], best, start, start + len(best)) if best else None
+        hit = self.marker_regex.search(norm) if self.marker_regex is not None else None
+        return found, (self.markers[hit.group()] if hit else None)
