@@ -1,7 +1,8 @@
 """Labels on real archive metadata (issue 14, item 6).
 
     python benchmarks/bench_labels.py [--data ../shared/data/real-archive] [--code DIR] [--profile radimagenet]
-                                      [--keep DIR] [--skip-all]
+                                      [--keep DIR] [--skip-all] [--show]
+    python benchmarks/bench_labels.py --text-speed [--code DIR]
 
 Against `dev-gold.csv` (121 curator-judged CT/MR/US series):
 
@@ -17,6 +18,9 @@ Against `dev-gold.csv` (121 curator-judged CT/MR/US series):
 Scoring (the data's README): a series is right when every region given is among the gold `regions`, wrong
 when one is not; covered when gold is not `none` and the series is right. Precision = right / given, coverage =
 right / (gold not `none`). The collection column is never shown to the labeller.
+
+--text-speed times `resolve_labels` once per distinct CT/MR/US description (cold caches), then again (warm):
+the cost text matching adds on the index's hot path.
 """
 
 from __future__ import annotations
@@ -172,6 +176,23 @@ def whole_archive(vocab, series) -> dict[str, float]:
             "tag_and_text": both, "agreement": agree / max(both, 1), "by_source": dict(by_source.most_common())}
 
 
+def text_speed(vocab, series) -> tuple[int, float, float]:
+    """(distinct descriptions, us per description with cold caches, us with warm caches) of resolve_labels."""
+    from modan_dicom.ingest.labels import resolve_labels
+
+    images = series[series["Modality"].isin(["CT", "MR", "US"])]
+    texts = sorted({v for c in ("SeriesDescription", "StudyDescription") for v in images[c].dropna() if v})
+    start = time.perf_counter()
+    for text in texts:
+        resolve_labels({"Modality": "CT", "SeriesDescription": text}, vocab)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    for text in texts:
+        resolve_labels({"Modality": "CT", "SeriesDescription": text}, vocab)
+    warm = time.perf_counter() - start
+    return len(texts), cold / len(texts) * 1e6, warm / len(texts) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -180,6 +201,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="Write the files and index here (kept).")
     parser.add_argument("--skip-all", action="store_true", help="Skip the whole-archive part.")
     parser.add_argument("--show", action="store_true", help="List the gold series scored wrong or uncovered.")
+    parser.add_argument("--text-speed", action="store_true",
+                        help="Only time resolve_labels per distinct description (cold, then warm caches).")
     args = parser.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
     import pandas as pd
@@ -187,6 +210,12 @@ def main() -> None:
     from modan_dicom.vocab import load_vocabulary
 
     series = pd.read_parquet(args.data / "dev-series.parquet")
+    if args.text_speed:
+        vocab = load_vocabulary(args.profile)
+        vocab.match_text("compile the matcher")
+        n, cold, warm = text_speed(vocab, series)
+        print(f"resolve_labels over {n} distinct descriptions: {cold:.1f} us each (cold caches), {warm:.1f} us (warm)")
+        return
     gold = pd.read_csv(args.data / "dev-gold.csv", dtype=str, keep_default_na=False)
     gold = gold[gold["regions"] != "unknown"]
     studies = set(series.loc[series["series"].isin(gold["series"].astype(int)), "study"])

@@ -110,14 +110,10 @@ class TextMatcher:
         self.sorted_words = sorted(self.anatomy_words)
         self._read = functools.lru_cache(maxsize=1 << 16)(self._analyse)
         self._split = functools.lru_cache(maxsize=1 << 14)(self._compound)
-
-    def find(self, text: str) -> TextMatch | None:
-        """The deciding synonym of a text, or None (cached)."""
-        return self._read(text)[0]
-
-    def marker(self, text: str) -> str | None:
-        """The non-anatomic term a text names, or None (cached)."""
-        return self._read(text)[1]
+        # find(text): the deciding synonym or None; marker(text): the non-anatomic term or None. Both
+        # cached on their own too: a repeated value (every instance of a series) costs one C-level lookup.
+        self.find = functools.lru_cache(maxsize=1 << 16)(lambda text: self._read(text)[0])
+        self.marker = functools.lru_cache(maxsize=1 << 16)(lambda text: self._read(text)[1])
 
     # -- normalisation
     def normalise(self, text: str) -> str:
