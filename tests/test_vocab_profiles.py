@@ -71,7 +71,8 @@ def test_ultrasound_projection_follows_radimagenets_organ_folders(rin: Vocabular
 
 def test_head_imaging_is_brain(rin: Vocabulary) -> None:
     for raw in ({"Modality": "CT", "BodyPartExamined": "HEAD"}, {"Modality": "MR", "StudyDescription": "MRI IAMS"},
-                {"Modality": "CT", "SeriesDescription": "CT SINUS 1mm"}, {"Modality": "MR", "BodyPartExamined": "ORBIT"}):
+                {"Modality": "CT", "SeriesDescription": "CT SINUS 1mm"},
+                {"Modality": "MR", "BodyPartExamined": "ORBIT"}):
         labels = resolve_labels(raw, rin)
         assert labels.mapped and rin.decode(labels.multi_hot)[1] == ["brain"], raw
 
@@ -127,17 +128,24 @@ def _term(data: dict[str, Any], ident: str) -> dict[str, Any]:
     return next(t for t in data["terms"] if t["id"] == ident)
 
 
+def _radimagenet(data: dict[str, Any]) -> dict[str, Any]:
+    return data["profiles"]["radimagenet"]
+
+
 @pytest.mark.parametrize("name, change, words", [
-    ("anatomy.yaml", lambda d: _term(d, "trunk").update(parts=["chest", "abdomen_pelvs"]), "unknown part 'abdomen_pelvs'"),
+    ("anatomy.yaml", lambda d: _term(d, "trunk").update(parts=["chest", "abdomen_pelvs"]),
+     "unknown part 'abdomen_pelvs'"),
     ("anatomy.yaml", lambda d: _term(d, "trunk").update(parts=["trunk"]), "is one of its own parts"),
-    ("anatomy.yaml", lambda d: _term(d, "phantom").update(non_anatomic="yes"), "'non_anatomic' must be true or false"),
-    ("profiles.yaml", lambda d: d["profiles"]["radimagenet"].update(multi_region="drop"), "'multi_region' must be one of"),
-    ("profiles.yaml", lambda d: d["profiles"]["radimagenet"].update(exclude=[{"modality": "USG", "anatomy": ["heart"]}]),
+    ("anatomy.yaml", lambda d: _term(d, "phantom").update(non_anatomic="yes"),
+     "'non_anatomic' must be true or false"),
+    ("profiles.yaml", lambda d: _radimagenet(d).update(multi_region="drop"), "'multi_region' must be one of"),
+    ("profiles.yaml", lambda d: _radimagenet(d).update(exclude=[{"modality": "USG", "anatomy": ["heart"]}]),
      "exclude: unknown modality term 'USG'"),
-    ("profiles.yaml", lambda d: d["profiles"]["radimagenet"].update(exclude=[{"modality": "US", "anatomy": ["hart"]}]),
+    ("profiles.yaml", lambda d: _radimagenet(d).update(exclude=[{"modality": "US", "anatomy": ["hart"]}]),
      "exclude: unknown anatomy term 'hart'"),
 ])
-def test_bad_parts_flags_and_profile_switches_name_the_file(tmp_path: Path, name: str, change: Any, words: str) -> None:
+def test_bad_parts_flags_and_profile_switches_name_the_file(tmp_path: Path, name: str, change: Any,
+                                                            words: str) -> None:
     folder = _copy(tmp_path)
     _edit(folder / name, change)
     with pytest.raises(VocabularyError) as caught:

@@ -13,7 +13,7 @@ from .terms import Profile, TextMapping, VocabSummary
 from .vocabulary import Vocabulary
 from .yamlfile import read_yaml
 
-VOCAB_DIR = Path(__file__).resolve().parent.parent / "_vocab"
+VOCAB_DIR = Path(__file__).parent.parent / "_vocab"
 MODALITIES_FILE, ANATOMY_FILE, PROFILES_FILE = "modalities.yaml", "anatomy.yaml", "profiles.yaml"
 
 _CATALOGS: dict[tuple[Any, ...], Catalog] = {}

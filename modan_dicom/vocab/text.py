@@ -5,7 +5,8 @@ Real descriptions are written by scanners and people in many languages (``t2_tse
 
 - accents are folded (``Schädel`` = ``SCHADEL``, ``głowa`` = ``GLOWA``), case is ignored;
 - words are split at every non-alphanumeric (``^ _ / - + . ,`` ...), at case changes (``AbdPelvis`` ->
-  ``ABD PELVIS``, ``LSpine`` -> ``L SPINE``, ``HEADtoFEET`` -> ``HEAD TO FEET``) and between digits and runs of 3+ letters (``02CAPRoutine`` ->
+  ``ABD PELVIS``, ``LSpine`` -> ``L SPINE``, ``HEADtoFEET`` -> ``HEAD TO FEET``) and between digits and
+  runs of 3+ letters (``02CAPRoutine`` ->
   ``02 CAP ROUTINE``; ``LS16``, ``T2`` and ``PE1`` stay whole: scanner and sequence names);
 - synonyms match whole words only: ``Transesophageal`` holds no ``esophageal``, ``PULSE`` no ``LS``;
 - a word the vocabulary does not know is read as a compound when it splits completely into known words
@@ -36,7 +37,10 @@ MIN_PREFIX = 5  # a known anatomy word this long may start a longer word (BREAST
 MIN_CUT = 4  # a cut last word this long may be completed
 
 _NON_WORD = re.compile(r"[\W_]+")
-_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{3})|(?<=[A-Z]{2})(?=[a-z]{1,3}(?:[A-Z]|$))|(?<=[^\W\d_]{3})(?=\d)|(?<=\d)(?=[^\W\d_]{3})")
+_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])"  # AbdPelvis
+                    r"|(?<=[A-Z])(?=[A-Z][a-z]{3})"  # CAPRoutine, LSpine
+                    r"|(?<=[A-Z]{2})(?=[a-z]{1,3}(?:[A-Z]|$))"  # HEADtoFEET
+                    r"|(?<=[^\W\d_]{3})(?=\d)|(?<=\d)(?=[^\W\d_]{3})")  # 02CAP, Thorax2 (not T2, LS16)
 _FOLD = str.maketrans({"Ł": "L", "Ø": "O", "Đ": "D", "Æ": "AE", "Œ": "OE", "Ħ": "H"})
 
 
