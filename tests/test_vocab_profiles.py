@@ -151,3 +151,14 @@ def test_bad_parts_flags_and_profile_switches_name_the_file(tmp_path: Path, name
     with pytest.raises(VocabularyError) as caught:
         check_vocabulary(folder)
     assert name in str(caught.value) and words in str(caught.value)
+
+
+def test_training_targets_follow_the_modality_exclusions(rin: Vocabulary) -> None:
+    import pandas as pd
+
+    from modan_dicom.data.targets import build_targets
+
+    index = pd.DataFrame({"status": ["ok"] * 4, "modality": ["US", "CT", "US", "CT"],
+                          "anatomy": ["heart", "heart", "thyroid", "chest_abdomen_pelvis"]})
+    targets = build_targets(index, rin)  # an index made with `full` has these rows ok
+    assert list(targets.rows) == [1, 2, 3]
