@@ -38,12 +38,12 @@ def _no_env_salt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _export(root: Path, n_series: int = 4, per_series: int = 3) -> dict[str, dict]:
-    """A small export: series of knee MR (BPE), lumbar spine CT (blank BPE, description), head
+    """A small export: series of knee MR (BPE), lumbar spine CT (blank BPE, description), breast
     MR (outside the radimagenet profile), an unlabelled series; plus SR, junk and a truncated file."""
     kinds = [
         dict(modality="MR", body_part="KNEE", series_description="SAG PD FS"),
         dict(modality="CT", body_part="", series_description="AX BONE L SPINE", study_description=""),
-        dict(modality="MR", body_part="HEAD", series_description="", study_description=""),
+        dict(modality="MR", body_part="BREAST", series_description="", study_description=""),
         dict(modality="CT", body_part="", series_description="Series 3", study_description="",
              protocol_name=None),
     ]
@@ -82,8 +82,8 @@ def test_rows_statuses_and_labels(tmp_path: Path) -> None:
     spine = by_path.loc["patient0/series1/IM00002"]  # blank BPE: the description decides
     assert (spine["status"], spine["anatomy"], spine["anatomy_source"]) == ("ok", "lumbar_spine", "SeriesDescription")
     assert [a for a, v in zip(axes, spine["multi_hot"]) if v] == ["CT", "spine"]
-    head = by_path.loc["patient1/series2/IM00000"]  # head has no radimagenet axis: kept, unmapped
-    assert (head["status"], head["anatomy"]) == ("unmapped", "head")
+    breast = by_path.loc["patient1/series2/IM00000"]  # breast has no radimagenet axis: kept, unmapped
+    assert (breast["status"], breast["anatomy"]) == ("unmapped", "breast")
     nothing = by_path.loc["patient1/series3/IM00000"]
     assert (nothing["status"], nothing["anatomy"]) == ("unmapped", None) or pd.isna(nothing["anatomy"])
     assert by_path.loc["patient0/report", "status"] == "non_image"
@@ -95,7 +95,7 @@ def test_rows_statuses_and_labels(tmp_path: Path) -> None:
     summary = summarize(df)
     assert summary.by_status == {"ok": 6, "unmapped": 6, "non_image": 1, "not_dicom": 1, "error": 1}
     assert summary.by_modality_anatomy[("MR", "knee")] == 3
-    assert summary.not_in_profile == {("MR", "head"): 3}
+    assert summary.not_in_profile == {("MR", "breast"): 3}
     assert summary.top_unmapped["SeriesDescription"] == [("Series 3", 3)]
 
 

@@ -55,11 +55,11 @@ def test_header_without_anatomy_is_unmapped(rin: Vocabulary) -> None:
     assert labels == Labels("CT", "Modality", None, None, None, False, False)
 
 
-def test_head_keeps_its_anatomy_but_is_unmapped_in_radimagenet(rin: Vocabulary) -> None:
+def test_head_keeps_its_anatomy_and_is_brain_in_radimagenet(rin: Vocabulary) -> None:
     raw = {"Modality": "CT", "BodyPartExamined": "HEAD", "SeriesDescription": "Head 5.0 H30s"}
     labels = resolve_labels(raw, rin)
-    assert (labels.anatomy, labels.anatomy_source, labels.mapped, labels.multi_hot) == (
-        "head", "BodyPartExamined", False, None)
+    assert (labels.anatomy, labels.anatomy_source, labels.mapped) == ("head", "BodyPartExamined", True)
+    assert rin.decode(labels.multi_hot) == (["CT"], ["brain"])
     full = resolve_labels(raw, load_vocabulary("full"))
     assert full.mapped and full.anatomy == "head"
     assert load_vocabulary("full").decode(full.multi_hot) == (["CT"], ["head"])

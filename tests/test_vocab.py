@@ -142,11 +142,13 @@ def test_cervical_spine_stays_specific_and_projects_to_spine(rin: Vocabulary, fu
     assert rin.decode(rin.encode("MR", "cervical_spine")) == (["MR"], ["spine"])
 
 
-def test_head_stays_head_and_has_no_place_in_radimagenet(rin: Vocabulary, full: Vocabulary) -> None:
+def test_head_stays_head_and_projects_onto_brain_in_radimagenet(rin: Vocabulary, full: Vocabulary) -> None:
+    # issue 14: RadImageNet's brain classes are head imaging (pituitary, orbit, skull-base lesions)
     assert rin.lookup_body_part("HEAD") == "head" and rin.match_text("CT HEAD WO CONTRAST") == "head"
-    assert "head" not in rin.labels and rin.project_anatomy("head") is None
-    assert rin.encode("CT", "head").tolist() == rin.encode("CT", None).tolist()
-    assert rin.decode(rin.encode("CT", "head")) == (["CT"], [])
+    assert "head" not in rin.labels and rin.project_anatomy("head") == "brain"
+    assert rin.decode(rin.encode("CT", "head")) == (["CT"], ["brain"])
+    for term in ("skull", "orbit", "ear", "paranasal_sinus"):
+        assert rin.project_anatomy(term) == "brain", term
     assert rin.project_anatomy("brain") == "brain" and full.project_anatomy("head") == "head"
 
 
@@ -155,8 +157,8 @@ def test_projection_through_the_hierarchy(rin: Vocabulary) -> None:
                 "gallbladder": "abdomen", "chest": "lung", "lung": "lung", "heart": "lung", "ankle": "ankle_foot",
                 "foot": "ankle_foot", "toe": "ankle_foot", "lumbar_spine": "spine", "sacrum": "spine",
                 "thyroid": "thyroid", "hip": "hip", "knee": "knee", "shoulder": "shoulder", "clavicle": "shoulder",
-                "lower_leg": None, "upper_arm": None, "neck": None, "breast": None, "chest_abdomen_pelvis": None,
-                "whole_body": None, "skull": None}
+                "lower_leg": None, "upper_arm": None, "neck": None, "breast": None, "skull": "brain",
+                "phantom": None, "test_object": None, "dose_report": None}
     assert {term: rin.project_anatomy(term) for term in expected} == expected
 
 
@@ -233,9 +235,10 @@ def test_encode_decode_round_trip(rin: Vocabulary, full: Vocabulary) -> None:
             for term in [t.id for t in vocab.anatomy_terms] + [None]:
                 vector = vocab.encode(modality, term)
                 assert vector.shape == (len(vocab.labels),) and vector.dtype == np.float32
-                m_axis, a_axis = vocab.project_modality(modality), vocab.project_anatomy(term)
-                assert vocab.decode(vector) == ([m_axis] if m_axis else [], [a_axis] if a_axis else [])
-                assert vector.sum() == (m_axis is not None) + (a_axis is not None)
+                m_axis, a_axes = vocab.project_modality(modality), vocab.anatomy_axes(term, modality)
+                assert vocab.decode(vector) == ([m_axis] if m_axis else [], list(a_axes))
+                assert vector.sum() == (m_axis is not None) + len(a_axes)
+                assert vocab.project_anatomy(term, modality) == (a_axes[0] if a_axes else None)
     with pytest.raises(ValueError):
         rin.decode(np.zeros(5))
     with pytest.raises(VocabularyError, match="unknown anatomy id 'kneee'"):
@@ -446,6 +449,11 @@ def test_cli_vocab_map() -> None:
     assert "cervical_spine" in result.output and "C SPINE" in result.output and "spine" in result.output
     assert "[0 1 0 0 0 0 0 0 0 0 1 0]" in result.output
     result = runner.invoke(main, ["vocab", "map", "HEAD", "--profile", "radimagenet"])
-    assert result.exit_code == 0 and "head" in result.output and "no place in this profile" in result.output
+    assert result.exit_code == 0 and "head" in result.output and "brain" in result.output
+    result = runner.invoke(main, ["vocab", "map", "BREAST", "--profile", "radimagenet"])
+    assert result.exit_code == 0 and "breast" in result.output and "no place in this profile" in result.output
+    result = runner.invoke(main, ["vocab", "map", "CT C/A/P", "--modality", "CT"])
+    assert result.exit_code == 0 and "chest_abdomen_pelvis" in result.output and "abdomen+lung" in result.output
+    assert "[1 0 0 1 1 0 0 0 0 0 0 0]" in result.output
     result = runner.invoke(main, ["vocab", "map", "KNEE", "--profile", "nope"])
     assert result.exit_code == 2 and "unknown profile 'nope'" in result.output

@@ -93,7 +93,8 @@ def build_targets(
 
     candidates = index["status"].isin(USABLE_STATUSES).to_numpy()
     modality = [vocab.project_modality(m) if isinstance(m, str) and m else None for m in index["modality"]]
-    anatomy = [vocab.project_anatomy(a) if isinstance(a, str) and a else None for a in index["anatomy"]]
+    anatomy = [vocab.project_anatomy(a, m if isinstance(m, str) and m else None) if isinstance(a, str) and a else None
+               for a, m in zip(index["anatomy"], index["modality"])]  # with the modality: US has no heart
     complete = np.array([m is not None and a is not None for m, a in zip(modality, anatomy)])
     rows = np.flatnonzero(candidates & complete)
     if rows.size == 0:

@@ -82,9 +82,14 @@ def code_triples(value: Any) -> Iterable[tuple[str, str, str]]:
 def resolve_anatomy(raw: Mapping[str, Any], vocab: Vocabulary) -> tuple[str | None, str | None]:
     """(anatomy id, deciding keyword) from the most specific evidence that resolves.
 
-    Order: AnatomicRegion codes (then their meanings), Body Part Examined (exact term, else its text; junk
+    Order: a non-anatomic object named in any text field (phantom, QA, dose report ...), AnatomicRegion codes
+    (then their meanings), Body Part Examined (exact term, else its text; junk
     falls through), Series Description, Protocol Name, Study Description.
     """
+    for keyword in ("BodyPartExamined", *TEXT_FIELDS):  # a phantom tagged LIVER is a phantom
+        marker = vocab.find_non_anatomic(_text(raw.get(keyword)))
+        if marker is not None:
+            return marker, keyword
     for scheme, code, meaning in code_triples(raw.get("AnatomicRegion")):
         anatomy = vocab.lookup_anatomy_code(scheme, code) or vocab.lookup_anatomy(meaning)
         if anatomy is not None:
@@ -111,6 +116,6 @@ def resolve_labels(raw: Mapping[str, Any], vocab: Vocabulary) -> Labels:
     non_image = vocab.is_non_image(code, sop_class)
     anatomy, anatomy_source = resolve_anatomy(raw, vocab)
     mapped = (not non_image and vocab.project_modality(modality) is not None
-              and vocab.project_anatomy(anatomy) is not None)
+              and vocab.project_anatomy(anatomy, modality) is not None)
     multi_hot = vocab.encode(modality, anatomy) if mapped else None
     return Labels(modality, modality_source, anatomy, anatomy_source, multi_hot, mapped, non_image)

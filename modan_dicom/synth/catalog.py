@@ -69,7 +69,7 @@ REGIONS: dict[str, Region] = {
         _v("BRAIN", "AX T2 FLAIR", "BRAIN ROUTINE", "MRI BRAIN W/WO CONTRAST", "brain", BPE, "brain"),
         _v("", "AX DWI BRAIN", "", "", "brain", SD, "brain"),
         _v("", "", "NEURO^BRAIN", "", "brain", PN, "brain"),
-        _v("HEAD", "Head 5.0 H30s", "", "CT HEAD WO CONTRAST", "head", BPE, None),
+        _v("HEAD", "Head 5.0 H30s", "", "CT HEAD WO CONTRAST", "head", BPE, "brain"),
         _v("XXXXX", "", "", "MR BRAIN STROKE PROTOCOL", "brain", STD, "brain"),
     )),
     "hip": Region("hip", ("MR", "XR", "CT"), (
