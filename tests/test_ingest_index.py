@@ -394,7 +394,8 @@ def test_concurrent_runs_never_publish_a_salt_that_is_not_kept(tmp_path: Path) -
         assert {fingerprint for kind, fingerprint in outcomes if kind == "ok"} == {kept}
         for name in ("index.parquet", "other.parquet"):
             assert read_index_meta(folder / name).salt_fingerprint == kept
-        assert sorted(p.name for p in folder.iterdir()) == [SALT_FILE, "index.parquet", "other.parquet"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            SALT_FILE, "index.local.parquet", "index.parquet", "other.local.parquet", "other.parquet"]
 
 
 def test_a_second_run_into_the_same_output_is_refused_with_one_line(tmp_path: Path) -> None:
@@ -426,7 +427,8 @@ def test_a_second_run_into_the_same_output_is_refused_with_one_line(tmp_path: Pa
         os.kill(child.pid, signal.SIGKILL)
         child.join()
     assert run_index(src, out, salt=SALT).files == 9  # the lock died with its holder
-    assert sorted(p.name for p in out.parent.iterdir()) == ["index.parquet"]  # and its temporary file is gone
+    # and its temporary file is gone
+    assert sorted(p.name for p in out.parent.iterdir()) == ["index.local.parquet", "index.parquet"]
 
 
 def test_another_salt_is_refused_unless_asked_to_rekey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

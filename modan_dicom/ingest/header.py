@@ -935,7 +935,7 @@ def non_image_reason(header: dict[str, Any], non_image_code: bool = False) -> st
     non_image_code: the vocabulary says the SOP class or Modality is not an image (`Labels.non_image`)."""
     sop_class = header.get("SOPClassUID")
     if sop_class == MEDIA_STORAGE_DIRECTORY:
-        return "a DICOMDIR (media directory)"
+        return "a media storage directory (no image)"
     if is_non_image_sop_class(sop_class):
         return "a non-image SOP class"
     if not header.get("image"):
