@@ -11,17 +11,28 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from pydicom.uid import generate_uid
+from test_ingest_support import make_dataset, write_dicom
 
 from modan_dicom.evaluate.embed import embed
-from modan_dicom.ingest import build_index, local_path, read_index, read_index_meta, resolve_index_root
+from modan_dicom.ingest import (
+    build_index,
+    local_path,
+    read_index,
+    read_index_meta,
+    resolve_index_root,
+)
 from modan_dicom.ingest.index import run_index
 from modan_dicom.ingest.labels import resolve_labels
 from modan_dicom.ingest.pseudonym import Pseudonymizer
-from modan_dicom.ingest.schema import COLUMNS, open_index_writer, row_schema, rows_to_batch
+from modan_dicom.ingest.schema import (
+    COLUMNS,
+    open_index_writer,
+    row_schema,
+    rows_to_batch,
+)
 from modan_dicom.ingest.scrub import REMOVED, scrub_error, scrub_texts
 from modan_dicom.pacs.archive import json_to_record
 from modan_dicom.pacs.census import EXTRA_FIELDS, SeriesItem, census_rows
-from tests.test_ingest_support import make_dataset, write_dicom
 
 pytestmark = pytest.mark.filterwarnings("ignore:The value length")  # hostile files: over-long LO values
 
