@@ -161,7 +161,8 @@ def _native_bytes(ds: Any) -> int:
 
 
 def whole_instance(data: bytes, sop_uid: str | None = None, max_bytes: int = 2 ** 31) -> Any:
-    """The pydicom Dataset of a Part 10 encoding (`data`: preamble or not, file meta information required),
+    """The pydicom Dataset of a DICOM encoding (`data`: preamble or not; without file meta information, as
+    archives store some files, the dataset is read as implicit VR little endian unless it shows a VR),
     checked to be whole, and to be the instance `sop_uid` when given; raises `Incomplete`. `max_bytes` caps
     what a deflated dataset may inflate to.
 
@@ -174,8 +175,6 @@ def whole_instance(data: bytes, sop_uid: str | None = None, max_bytes: int = 2 *
         syntax = _check_encoding(data, max_bytes)
     except (_Cut, struct.error):
         raise Incomplete("the instance arrived cut short") from None
-    if syntax is None:
-        raise Incomplete("the instance arrived without its file meta information (cut short, or not DICOM)")
     try:
         ds = pydicom.dcmread(BytesIO(data), force=True)
         for _ in ds.iterall():  # converts every raw element, nested ones included
