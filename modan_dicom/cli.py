@@ -791,7 +791,7 @@ def benchmark_command(tasks: str, data_dir: str, inits: tuple[str, ...], modes: 
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     check_benchmark_options(names, specs, out_dir, modes=mode_list, resume=options["resume"],
-                            reference=options["reference"])  # before torch loads
+                            reference=options["reference"], data_dir=data_dir)  # before torch loads
     from .evaluate.benchmark import benchmark
     from .evaluate.report import read_runs
     from .evaluate.stats import summary_table

@@ -45,6 +45,8 @@ def test_bad_options_fail_fast_without_torch_and_create_nothing(tmp_path: Path, 
         "embed foreign output": ["embed", "--index", str(small_index), "--init", "scratch", "-o", "notes.csv"],
         "benchmark bad mode": ["benchmark", "--data", str(tmp_path), "--init", "scratch", "--mode", "zap",
                                "-o", "results/a"],
+        "benchmark unknown task": ["benchmark", "--data", str(tmp_path), "--tasks", "acll", "--init", "scratch",
+                                   "-o", "results/c"],
         "benchmark missing encoder": ["benchmark", "--data", str(tmp_path), "--init", "a=gone.pt", "-o", "results/b"],
         "visualize foreign output": ["visualize", "e.parquet", "-o", "notes.csv"],
     }

@@ -250,3 +250,8 @@ def test_census_rows_are_scrubbed_and_keyed(tmp_path: Path) -> None:
         _assert_clean(out, [*secrets, "pacs.example", row["path"]])
         assert read_index(out)["path"].tolist() == [row["path"]]
         assert read_index_meta(out).source == "https://pacs.example:8042/dicom-web"
+    structured = resolve_labels({"Modality": "SR", "BodyPartExamined": None, "SeriesDescription": None,
+                                 "ProtocolName": None, "StudyDescription": None, "AnatomicRegion": [],
+                                 "SOPClassUID": None}, vocab)
+    (row,) = census_rows([SeriesItem(record, structured)], pseudo, "series")
+    assert row["status"] == "non_image" and row["error"] == "a non-image SOP class or Modality"  # says why

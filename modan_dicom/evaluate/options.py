@@ -66,16 +66,23 @@ def check_init_files(inits: Mapping[str, str]) -> None:
 
 
 def check_benchmark_options(tasks: Sequence[str], inits: Mapping[str, str], out: str | os.PathLike[str], *,
-                            modes: Sequence[str] = MODES, resume: bool = False, reference: str | None = None) -> None:
+                            modes: Sequence[str] = MODES, resume: bool = False, reference: str | None = None,
+                            data_dir: str | os.PathLike[str] | None = None) -> None:
     """The benchmark's argument checks, before any work: ConfigError (modes, no task or init, a reference that
-    is not an init, a non-empty `out` without `resume`), OutputError (`out` not a benchmark's folder),
-    SourceError (a missing encoder file)."""
+    is not an init, a non-empty `out` without `resume`, a task that is neither a task name nor a path, under
+    `data_dir` or not), OutputError (`out` not a benchmark's folder), SourceError (a missing encoder file)."""
+    from .tasks import TASK_NAMES
+
     from ..outputs import report_folder
 
     if not modes or any(m not in MODES for m in modes):
         raise ConfigError(f"modes must be among {', '.join(MODES)}, not {', '.join(modes) or 'none'}")
     if not tasks or not inits:
         raise ConfigError("benchmark needs at least one task and one init")
+    for task in tasks:
+        if task.lower() not in TASK_NAMES and not Path(task).exists() and not (
+                data_dir is not None and (Path(data_dir) / task).exists()):
+            raise ConfigError(f"unknown task {task!r}: give {', '.join(TASK_NAMES)} or the path of a task's data")
     if reference is not None and reference not in inits:
         raise ConfigError(f"reference {reference!r} is not one of the inits ({', '.join(inits)})")
     folder = Path(out)

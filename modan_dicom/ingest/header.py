@@ -930,6 +930,9 @@ def is_image(header: dict[str, Any]) -> bool:
     return not is_non_image_sop_class(header.get("SOPClassUID"))
 
 
+NON_IMAGE_CODE = "a non-image SOP class or Modality"  # the vocabulary's verdict (file index and census)
+
+
 def non_image_reason(header: dict[str, Any], non_image_code: bool = False) -> str | None:
     """Why a DICOM header is no image, for the `error` column of a `non_image` row; None for an image.
     non_image_code: the vocabulary says the SOP class or Modality is not an image (`Labels.non_image`)."""
@@ -941,5 +944,5 @@ def non_image_reason(header: dict[str, Any], non_image_code: bool = False) -> st
     if not header.get("image"):
         return "no Pixel Data"
     if non_image_code:
-        return "a non-image SOP class or Modality"
+        return NON_IMAGE_CODE
     return None

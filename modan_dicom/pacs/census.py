@@ -25,7 +25,7 @@ import pyarrow as pa
 from .. import __version__
 from ..atomic import exclusive_output
 from ..errors import ConfigError
-from ..ingest.header import study_month
+from ..ingest.header import NON_IMAGE_CODE, study_month
 from ..ingest.index import check_output_file, load_vocabulary, vocabulary_fingerprint
 from ..ingest.labels import Labels, code_triples, resolve_labels
 from ..ingest.pseudonym import Pseudonymizer, resolve_salt
@@ -209,8 +209,9 @@ def _row(item: SeriesItem, record: Mapping[str, Any], pseudo: Pseudonymizer, *, 
     # the texts without the record's own name, ID, birth date and UIDs (`ingest/scrub.py`)
     identity = {name: text(record.get(name)) for name in (*IDENTITY_KEYWORDS, INSTANCE_KEYWORD)}
     codes = list(code_triples(record.get("AnatomicRegionSequence")))
+    note = item.error if item.error is not None else (NON_IMAGE_CODE if item.status == "non_image" else None)
     *texts, error = scrub_texts([*(text(record.get(name)) for name in RAW_STRING_COLUMNS),
-                                 *(meaning for _, _, meaning in codes), item.error], identity)
+                                 *(meaning for _, _, meaning in codes), note], identity)
     row: dict[str, Any] = dict(zip(RAW_STRING_COLUMNS, texts))
     row.update({name: integer(record.get(name)) for name in RAW_INT_COLUMNS})
     row.update(keys)
