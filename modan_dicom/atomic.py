@@ -109,25 +109,34 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-def claim_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
-    """Make `folder` ready to receive an output: create it, or accept it empty or holding a previous `what`.
-
-    Returns True when it holds a previous output (the caller removes what that output wrote), False
-    when it is empty. Raises `OutputError` for anything else, so nothing a user owns is overwritten.
-    """
+def check_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
+    """Whether `folder` may receive an output, creating nothing: True when it holds a previous `what`,
+    False when it is missing or empty (or holds only temporaries of a killed writer); `OutputError` when it
+    is a file or holds anything else."""
     root = Path(folder)
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root} exists and is not a folder")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        empty = not any(root.iterdir())
+        empty = not root.exists() or not any(root.iterdir()) or holds_only_temporaries(root)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {root}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot read output folder {root}: {exc.strerror or exc}") from exc
     if empty:
         return False
     if not is_ours(root):
-        raise OutputError(f"{root} is not empty and is not a {what}; refusing to overwrite it")
+        raise OutputError(f"{root} is not empty and is not a {what}; refusing to write into it "
+                          "(choose a new folder)")
     return True
+
+
+def claim_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
+    """Make `folder` ready to receive an output: `check_folder`, then create it. Returns True when it
+    holds a previous `what` (the caller removes what that output wrote), False when it is empty."""
+    previous = check_folder(folder, is_ours, what)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from exc
+    return previous
 
 
 # ---- temporary files of killed runs ----------------------------------------------------------------

@@ -11,8 +11,9 @@ A command replaces only what modan-dicom wrote, recognised by its content, never
 | report / benchmark folder | empty, or its `summary.md` is our report, or its `config.json` a benchmark's |
 
 Anything else raises `OutputError` (one line, exit status 2). Nothing here imports torch, so the CLI can
-check before it loads the heavy modules. Folders of synth, pull and the task replicas use
-`modan_dicom.atomic.claim_folder` with their own marker files.
+check before it loads the heavy modules. The folder rule itself is
+`modan_dicom.atomic.check_folder` (one home), which `claim_folder` also uses for the folders of synth,
+pull and the task replicas, with their own marker files.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from .atomic import holds_only_temporaries, prepare_parent
+from .atomic import check_folder, prepare_parent
 from .errors import OutputError
 
 INDEX_KEY = b"modan_dicom"
@@ -107,25 +108,6 @@ def claim_file(output: str | os.PathLike[str], is_ours: Callable[[Path], bool], 
                           "(remove it or choose another name)")
     prepare_parent(path)  # raises OutputError when the folder cannot be created or written
     return path.resolve()
-
-
-def check_folder(folder: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> bool:
-    """Whether `folder` may receive an output, creating nothing: True when it holds a previous `what`,
-    False when it is missing or empty (or holds only temporaries of a killed writer); `OutputError` when it
-    is a file or holds anything else."""
-    root = Path(folder)
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{root} exists and is not a folder")
-    try:
-        empty = not root.exists() or not any(root.iterdir()) or holds_only_temporaries(root)
-    except OSError as exc:
-        raise OutputError(f"cannot read output folder {root}: {exc.strerror or exc}") from exc
-    if empty:
-        return False
-    if not is_ours(root):
-        raise OutputError(f"{root} is not empty and is not a {what}; refusing to write into it "
-                          "(choose a new folder)")
-    return True
 
 
 def embeddings_output(output: str | os.PathLike[str]) -> Path:

@@ -135,7 +135,7 @@ def test_synth_task_cli(tmp_path: Path) -> None:
     (tmp_path / "busy" / "acl").mkdir(parents=True)
     (tmp_path / "busy" / "acl" / "x.txt").write_text("x")
     result = runner.invoke(main, ["synth", "--task", "acl", str(tmp_path / "busy")])
-    assert result.exit_code == 2 and "refusing to overwrite" in result.stderr
+    assert result.exit_code == 2 and "refusing to write into it" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     # the export path is unchanged
     result = runner.invoke(main, ["synth", str(tmp_path / "export"), "--patients", "1", "--image-size", "32"])
