@@ -243,6 +243,19 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return target.parent / f"{MARKER_PREFIX}lock.{target.name}"
 
 
+def _lock_holder(fd: int, wait_s: float = 0.5) -> str:
+    """The pid written in a held lock file; its holder writes it just after taking the lock, so an
+    empty file is read again for up to `wait_s` seconds ("" if still empty)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if holder or time.monotonic() > deadline:
+            return holder
+        time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the exclusive right to write `path` (its folder created) for the block, then remove
@@ -261,7 +274,7 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            holder = _lock_holder(fd)
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 fd = -1
