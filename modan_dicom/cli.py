@@ -96,6 +96,15 @@ def out_option(name: str, help: str, **attrs: Any) -> Callable[[Callable[..., An
     return click.option("-o", "--out", name, cls=AliasOption, aliases=("--output",), help=help, **attrs)
 
 
+def max_decode_failures_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--max-decode-failures SHARE` of the commands that decode an index's images (pretrain, embed)."""
+    from .config import DEFAULT_MAX_DECODE_FAILURES
+
+    return click.option("--max-decode-failures", type=click.FloatRange(0.0, 1.0), default=DEFAULT_MAX_DECODE_FAILURES,
+                        show_default=True, help="Share of the images that may fail to decode (left out, listed in "
+                        "decode_failures.csv); more stops the run.")
+
+
 def profile_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--profile` (old spelling `--vocab`): the vocabulary profile, by name or path."""
     return click.option("--profile", "profile", cls=AliasOption, aliases=("--vocab",), default="radimagenet",
@@ -176,8 +185,7 @@ def _crop_scale(value: str) -> tuple[float, float]:
 @click.option("--label-axes", default="modality,anatomy", show_default=True, help="Comma list of modality, anatomy, laterality, manufacturer.")
 @click.option("--root", type=click.Path(), default=None, help="Folder the index paths start from (default: the indexed source).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding processes.")
-@click.option("--max-decode-failures", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
-              help="Share of the images that may fail to decode (left out, listed in decode_failures.csv); more stops the run.")
+@max_decode_failures_option()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache: a second run decodes nothing.")
@@ -583,8 +591,7 @@ def demo(out_dir: str, seed: int, patients: int, epochs: int, repeats: int, work
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Decoding processes.")
-@click.option("--max-decode-failures", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
-              help="Share of the images that may fail to decode (left out, listed in decode_failures.csv); more stops the run.")
+@max_decode_failures_option()
 @click.option("--cache-dir", type=click.Path(), default=None, help="Persistent MONAI cache (shared with pretrain).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The --limit sample and scratch init.")
 def embed_command(index_path: str, inits: tuple[str, ...], output: str, **options: Any) -> None:
