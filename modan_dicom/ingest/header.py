@@ -923,13 +923,6 @@ def _as_text(value: Any) -> str:
     return str(value).strip()
 
 
-def is_image(header: dict[str, Any]) -> bool:
-    """True when a DICOM header describes an image (pixel data, and an image SOP class)."""
-    if not header.get("image"):
-        return False
-    return not is_non_image_sop_class(header.get("SOPClassUID"))
-
-
 NON_IMAGE_CODE = "a non-image SOP class or Modality"  # the vocabulary's verdict (file index and census)
 
 
@@ -946,3 +939,9 @@ def non_image_reason(header: dict[str, Any], non_image_code: bool = False) -> st
     if non_image_code:
         return NON_IMAGE_CODE
     return None
+
+
+def is_image(header: dict[str, Any]) -> bool:
+    """True when a DICOM header describes an image (pixel data, and an image SOP class): the rule of
+    `non_image_reason`."""
+    return non_image_reason(header) is None
